@@ -1,0 +1,266 @@
+// The account center's use cases. Other modules call applyInTransaction inside their
+// own transactions (a state change and its postings commit together); the HTTP API
+// and hot callers go through group commit.
+import { assert } from '../platform/assert.ts';
+import type { Clock } from '../platform/clock.ts';
+import type { Database, Tx } from '../platform/db.ts';
+import { notFound } from '../platform/errors.ts';
+import { withRetry } from '../platform/retry.ts';
+import { Engine } from './engine.ts';
+import { GroupCommit } from './group-commit.ts';
+import * as repo from './ledger.repo.ts';
+import {
+  ACCOUNT_FLAGS,
+  ACCOUNT_FLAGS_ALL,
+  BATCH_MAX,
+  ID_PATTERN,
+  TRANSFER_FLAGS as F,
+  type Account,
+  type AccountInput,
+  type AccountResultCode,
+  type Balances,
+  type TransferInput,
+  type TransferResultCode,
+  type TransferRow,
+} from './types.ts';
+
+/** How many expired pending transfers one batch voids at most. */
+const EXPIRE_PER_BATCH_MAX = 1024;
+const ENTRIES_LIMIT_MAX = 1000;
+const MISMATCHES_SHOWN_MAX = 100;
+
+export interface LedgerOptions {
+  db: Database;
+  clock: Clock;
+  batchMax?: number;
+  /** Batches in flight at once (each in its own transaction). */
+  concurrency?: number;
+}
+
+export interface Entry {
+  transfer: TransferRow;
+  side: 'debit' | 'credit';
+  balance_after: Balances | null;
+}
+
+export interface VerifyReport {
+  balanced: boolean;
+  ledgers: Array<{
+    ledger: number; accounts: string; balanced: boolean;
+    debits_posted: string; credits_posted: string; debits_pending: string; credits_pending: string;
+  }>;
+  accounts_mismatched: repo.AccountMismatch[];
+  history_mismatched: string[];
+  transfers_applied: string;
+  transfers_failed: string;
+}
+
+export type Ledger = ReturnType<typeof createLedger>;
+
+export function createLedger(options: LedgerOptions) {
+  const { db, clock } = options;
+  const batchMax = options.batchMax ?? BATCH_MAX;
+  const concurrency = options.concurrency ?? (db.kind === 'pglite' ? 1 : 2);
+
+  const runBatch = (items: TransferInput[], segmentEnds: number[]) =>
+    withRetry(() => db.kysely.transaction().execute((tx) => applyInTransaction(tx, items, segmentEnds, clock.nowNs())));
+  const groupCommit = new GroupCommit(runBatch, batchMax, concurrency);
+
+  async function createAccounts(inputs: AccountInput[]): Promise<AccountResultCode[]> {
+    assert(inputs.length <= BATCH_MAX, 'account batch within limit');
+    return withRetry(() => db.kysely.transaction().execute((tx) => createAccountsIn(tx, inputs)));
+  }
+
+  async function createAccountsIn(tx: Tx, inputs: AccountInput[]): Promise<AccountResultCode[]> {
+    const results: AccountResultCode[] = inputs.map(validateAccount);
+    const firstIndex = new Map<string, number>();
+    const toInsert: AccountInput[] = [];
+    inputs.forEach((a, i) => {
+      if (results[i] !== 'ok') return;
+      const first = firstIndex.get(a.id);
+      if (first === undefined) {
+        firstIndex.set(a.id, i);
+        toInsert.push(a);
+      } else {
+        results[i] = 'exists'; // decided below against the first with the same id
+      }
+    });
+    const ts = await repo.reserveTimestamps(tx, 1, clock.nowNs());
+    const inserted = await repo.insertAccounts(tx, toInsert, ts);
+    const notInserted = toInsert.filter((a) => !inserted.has(a.id)).map((a) => a.id);
+    const stored = new Map((await repo.findAccounts(tx, notInserted)).map((a) => [a.id, a]));
+    inputs.forEach((a, i) => {
+      if (results[i] !== 'ok' && results[i] !== 'exists') return;
+      const first = firstIndex.get(a.id) as number;
+      if (first === i) {
+        const prior = stored.get(a.id);
+        results[i] = prior === undefined ? 'ok' : sameAccount(a, prior) ? 'exists' : 'exists_with_different_fields';
+      } else {
+        const original = inputs[first];
+        const prior = stored.get(a.id);
+        const same = prior ? sameAccount(a, prior) : sameAccount(a, original);
+        results[i] = same ? 'exists' : 'exists_with_different_fields';
+      }
+    });
+    return results;
+  }
+
+  /**
+   * Applies transfers inside the caller's transaction: lock the accounts in id order,
+   * read the rows the batch refers to, decide in memory, write set-wise.
+   */
+  async function applyInTransaction(
+    tx: Tx, items: TransferInput[], segmentEnds: number[] = [items.length], nowNs: bigint = clock.nowNs(),
+  ): Promise<TransferResultCode[]> {
+    return (await applyCore(tx, items, segmentEnds, nowNs)).results;
+  }
+
+  async function applyCore(
+    tx: Tx, items: TransferInput[], segmentEnds: number[], nowNs: bigint,
+  ): Promise<{ results: TransferResultCode[]; expired: number }> {
+    assert(items.length <= BATCH_MAX * 8, 'batch within limit');
+    const due = await repo.findDuePending(tx, nowNs, EXPIRE_PER_BATCH_MAX);
+    const pendingIds = new Set<string>();
+    for (const t of items) if (t.pending_id !== null && (t.flags & (F.post_pending | F.void_pending)) !== 0) pendingIds.add(t.pending_id);
+    const accountIds = new Set<string>();
+    for (const t of items) {
+      if (t.debit_account_id) accountIds.add(t.debit_account_id);
+      if (t.credit_account_id) accountIds.add(t.credit_account_id);
+    }
+    for (const p of due) {
+      accountIds.add(p.debit_account_id as string);
+      accountIds.add(p.credit_account_id as string);
+    }
+    if (pendingIds.size > 0) {
+      // A pending transfer's accounts never change, so they can be read before locking.
+      for (const p of await repo.findTransferRows(tx, [...pendingIds])) {
+        if (p.debit_account_id) accountIds.add(p.debit_account_id);
+        if (p.credit_account_id) accountIds.add(p.credit_account_id);
+      }
+    }
+    const sortedIds = [...accountIds].sort();
+    const accounts = new Map((await repo.lockAccounts(tx, sortedIds)).map((a) => [a.id, a]));
+    // Read after locking: every status change of these rows happened under these locks.
+    const rowIds = new Set<string>(pendingIds);
+    for (const t of items) rowIds.add(t.id);
+    for (const p of due) rowIds.add(p.id);
+    const rows = new Map((await repo.findTransferRows(tx, [...rowIds])).map((r) => [r.id, r]));
+    const dueFresh = due.map((p) => rows.get(p.id)).filter((p): p is TransferRow => p !== undefined);
+
+    const engine = new Engine({ accounts, rows }, nowNs);
+    const expired = engine.expire(dueFresh);
+    const out = engine.apply(items, segmentEnds);
+    if (out.newRows.length > 0) {
+      let ts = await repo.reserveTimestamps(tx, out.newRows.length, nowNs);
+      for (const row of out.newRows) {
+        row.ts = ts;
+        ts += 1n;
+      }
+      await repo.insertTransferRows(tx, out.newRows);
+    }
+    const dirty: Account[] = [];
+    for (const id of out.dirtyAccounts) dirty.push(accounts.get(id) as Account);
+    await repo.updateAccountBalances(tx, dirty);
+    await repo.updatePendingStatus(tx, out.statusChanges);
+    return { results: out.results, expired };
+  }
+
+  /** Group-committed transfers (the HTTP API and hot callers). */
+  function createTransfers(items: TransferInput[]): Promise<TransferResultCode[]> {
+    if (items.length === 0) return Promise.resolve([]);
+    return groupCommit.submit(items);
+  }
+
+  /** Voids pending transfers whose timeout passed; returns how many it voided. */
+  async function expireDue(): Promise<number> {
+    let total = 0;
+    for (let round = 0; round < 64; round += 1) {
+      const nowNs = clock.nowNs();
+      const { expired } = await withRetry(() => db.kysely.transaction().execute((tx) => applyCore(tx, [], [], nowNs)));
+      total += expired;
+      if (expired < EXPIRE_PER_BATCH_MAX) break;
+    }
+    return total;
+  }
+
+  async function getAccount(id: string): Promise<Account> {
+    const [account] = await repo.findAccounts(db.kysely, [id]);
+    if (!account) throw notFound('ACCOUNT_NOT_FOUND', `账户不存在 / account ${id} does not exist`);
+    return account;
+  }
+
+  async function listEntries(id: string, limit: number, afterTs: bigint): Promise<{ entries: Entry[]; next_cursor: string | null }> {
+    await getAccount(id);
+    const capped = Math.max(1, Math.min(limit, ENTRIES_LIMIT_MAX));
+    const rows = await repo.listEntries(db.kysely, id, afterTs, capped);
+    const entries = rows.map((transfer): Entry => {
+      const side = transfer.debit_account_id === id ? 'debit' : 'credit';
+      return { transfer, side, balance_after: side === 'debit' ? transfer.dr : transfer.cr };
+    });
+    const next = rows.length === capped ? rows[rows.length - 1].ts.toString() : null;
+    return { entries, next_cursor: next };
+  }
+
+  async function balanceAt(id: string, atNs: bigint): Promise<Balances> {
+    const account = await getAccount(id);
+    const zero = { debits_posted: 0n, credits_posted: 0n, debits_pending: 0n, credits_pending: 0n };
+    if (atNs < account.ts) return zero;
+    if ((account.flags & ACCOUNT_FLAGS.history) !== 0) {
+      const last = await repo.lastEntryAtOrBefore(db.kysely, id, atNs);
+      if (!last) return zero;
+      const after = last.debit_account_id === id ? last.dr : last.cr;
+      assert(after !== null, 'history accounts keep balance-after on every entry');
+      return after;
+    }
+    return repo.balancesFromTransfers(db.kysely, id, atNs);
+  }
+
+  async function verify(): Promise<VerifyReport> {
+    const totals = await repo.ledgerTotals(db.kysely);
+    const ledgers = totals.map((t) => ({
+      ledger: t.ledger,
+      accounts: t.accounts.toString(),
+      balanced: t.debits_posted === t.credits_posted && t.debits_pending === t.credits_pending,
+      debits_posted: t.debits_posted, credits_posted: t.credits_posted,
+      debits_pending: t.debits_pending, credits_pending: t.credits_pending,
+    }));
+    const accountsMismatched = await repo.accountMismatches(db.kysely, MISMATCHES_SHOWN_MAX);
+    const historyMismatched = await repo.historyMismatches(db.kysely, MISMATCHES_SHOWN_MAX);
+    const counts = await repo.countTransfers(db.kysely);
+    return {
+      balanced: ledgers.every((l) => l.balanced) && accountsMismatched.length === 0 && historyMismatched.length === 0,
+      ledgers,
+      accounts_mismatched: accountsMismatched,
+      history_mismatched: historyMismatched,
+      transfers_applied: counts.applied.toString(),
+      transfers_failed: counts.failed.toString(),
+    };
+  }
+
+  return {
+    createAccounts,
+    createAccountsIn,
+    createTransfers,
+    applyInTransaction,
+    expireDue,
+    getAccount,
+    listEntries,
+    balanceAt,
+    verify,
+    stats: groupCommit.stats,
+  };
+}
+
+function validateAccount(a: AccountInput): AccountResultCode {
+  if (!ID_PATTERN.test(a.id)) return 'id_invalid';
+  if ((a.flags & ~ACCOUNT_FLAGS_ALL) !== 0) return 'flags_invalid';
+  const both = ACCOUNT_FLAGS.debits_must_not_exceed_credits | ACCOUNT_FLAGS.credits_must_not_exceed_debits;
+  if ((a.flags & both) === both) return 'flags_are_mutually_exclusive';
+  if (!Number.isInteger(a.ledger) || a.ledger <= 0) return 'ledger_must_not_be_zero';
+  if (!Number.isInteger(a.code) || a.code <= 0) return 'code_must_not_be_zero';
+  return 'ok';
+}
+
+function sameAccount(a: AccountInput, b: AccountInput | Account): boolean {
+  return a.ledger === b.ledger && a.code === b.code && a.flags === b.flags && a.ref === b.ref && a.metadata === b.metadata;
+}

@@ -1,0 +1,48 @@
+// Test databases: PGlite in memory by default; with DATABASE_URL, a fresh PostgreSQL
+// database per call (created from that URL, dropped on close).
+import { randomBytes } from 'node:crypto';
+import pg from 'pg';
+import { openDatabase, type Database } from '../src/platform/db.ts';
+import { migrate } from '../src/platform/migrate.ts';
+
+export const PG_URL = process.env.DATABASE_URL && process.env.DATABASE_URL !== '' ? process.env.DATABASE_URL : null;
+/** For tests that need PostgreSQL (real concurrency and locking). */
+export const PG_ONLY = PG_URL ? false : 'needs PostgreSQL: set DATABASE_URL (PGlite has one session, FOR UPDATE never blocks there)';
+
+export interface TestDb {
+  db: Database;
+  url: string | null;
+  close(): Promise<void>;
+}
+
+export async function createPgDatabase(): Promise<{ url: string; drop(): Promise<void> }> {
+  if (!PG_URL) throw new Error('DATABASE_URL is not set');
+  const name = `custos_t_${randomBytes(6).toString('hex')}`;
+  const admin = new pg.Client({ connectionString: PG_URL });
+  await admin.connect();
+  await admin.query(`CREATE DATABASE ${name}`);
+  await admin.end();
+  const url = new URL(PG_URL);
+  url.pathname = `/${name}`;
+  return {
+    url: url.toString(),
+    async drop() {
+      const c = new pg.Client({ connectionString: PG_URL });
+      await c.connect();
+      await c.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
+      await c.end();
+    },
+  };
+}
+
+export async function openTestDb(options: { poolSize?: number } = {}): Promise<TestDb> {
+  if (PG_URL) {
+    const created = await createPgDatabase();
+    const db = await openDatabase({ databaseUrl: created.url, poolSize: options.poolSize ?? 8 });
+    await migrate(db);
+    return { db, url: created.url, close: async () => { await db.close(); await created.drop(); } };
+  }
+  const db = await openDatabase({ dataDir: null });
+  await migrate(db);
+  return { db, url: null, close: () => db.close() };
+}
