@@ -94,36 +94,86 @@ export async function reserveTimestamps(tx: Tx, count: number, nowNs: bigint): P
 
 const str = (v: bigint | null | undefined) => (v === null || v === undefined ? null : v.toString());
 
-export async function insertTransferRows(tx: Tx, rows: TransferRow[]): Promise<void> {
-  if (rows.length === 0) return;
-  const col = <T>(pick: (r: TransferRow) => T) => rows.map(pick);
-  await sql`
-    INSERT INTO ledger_transfers (${TRANSFER_COLUMNS})
-    SELECT * FROM unnest(
-      ${col((r) => r.id)}::text[], ${col((r) => str(r.ts))}::int8[],
-      ${col((r) => r.debit_account_id)}::text[], ${col((r) => r.credit_account_id)}::text[],
-      ${col((r) => str(r.amount))}::int8[], ${col((r) => r.ledger)}::int4[], ${col((r) => r.code)}::int4[],
-      ${col((r) => r.flags)}::int4[], ${col((r) => r.pending_id)}::text[], ${col((r) => r.timeout_s)}::int4[],
-      ${col((r) => str(r.expires_at))}::int8[], ${col((r) => r.status)}::int2[], ${col((r) => r.ref)}::text[],
-      ${col((r) => r.metadata)}::text[], ${col((r) => r.failure)}::text[],
-      ${col((r) => str(r.dr?.debits_posted))}::int8[], ${col((r) => str(r.dr?.credits_posted))}::int8[],
-      ${col((r) => str(r.dr?.debits_pending))}::int8[], ${col((r) => str(r.dr?.credits_pending))}::int8[],
-      ${col((r) => str(r.cr?.debits_posted))}::int8[], ${col((r) => str(r.cr?.credits_posted))}::int8[],
-      ${col((r) => str(r.cr?.debits_pending))}::int8[], ${col((r) => str(r.cr?.credits_pending))}::int8[]
-    )`.execute(tx);
+interface Column {
+  name: string;
+  type: string;
+  pick: (r: TransferRow) => unknown;
+  /** Optional columns are sent only when some row has a value other than the default. */
+  optional: boolean;
+  isDefault?: (value: unknown) => boolean;
 }
 
-export async function updateAccountBalances(tx: Tx, accounts: Account[]): Promise<void> {
-  if (accounts.length === 0) return;
+const isNull = (v: unknown) => v === null;
+const isZero = (v: unknown) => v === 0 || v === '0';
+const TRANSFER_INSERT_COLUMNS: Column[] = [
+  { name: 'id', type: 'text', pick: (r) => r.id, optional: false },
+  { name: 'ts', type: 'int8', pick: (r) => str(r.ts), optional: false },
+  { name: 'debit_account_id', type: 'text', pick: (r) => r.debit_account_id, optional: false },
+  { name: 'credit_account_id', type: 'text', pick: (r) => r.credit_account_id, optional: false },
+  { name: 'amount', type: 'int8', pick: (r) => str(r.amount), optional: false },
+  { name: 'ledger', type: 'int4', pick: (r) => r.ledger, optional: false },
+  { name: 'code', type: 'int4', pick: (r) => r.code, optional: false },
+  { name: 'flags', type: 'int4', pick: (r) => r.flags, optional: false },
+  { name: 'pending_id', type: 'text', pick: (r) => r.pending_id, optional: true, isDefault: isNull },
+  { name: 'timeout_s', type: 'int4', pick: (r) => r.timeout_s, optional: true, isDefault: isZero },
+  { name: 'expires_at', type: 'int8', pick: (r) => str(r.expires_at), optional: true, isDefault: isZero },
+  { name: 'status', type: 'int2', pick: (r) => r.status, optional: true, isDefault: isNull },
+  { name: 'ref', type: 'text', pick: (r) => r.ref, optional: true, isDefault: isNull },
+  { name: 'metadata', type: 'text', pick: (r) => r.metadata, optional: true, isDefault: isNull },
+  { name: 'failure', type: 'text', pick: (r) => r.failure, optional: true, isDefault: isNull },
+  ...(['dr', 'cr'] as const).flatMap((side) =>
+    (['debits_posted', 'credits_posted', 'debits_pending', 'credits_pending'] as const).map((b): Column => ({
+      name: `${side}_${b}`, type: 'int8', pick: (r) => str(r[side]?.[b]), optional: true, isDefault: isNull,
+    }))),
+];
+
+/**
+ * Inserts new transfer rows with one INSERT … SELECT FROM unnest(arrays). Columns
+ * that hold only their default in this batch are left out: fewer arrays to parse.
+ */
+export async function insertTransferRows(tx: Tx, rows: TransferRow[]): Promise<void> {
+  if (rows.length === 0) return;
+  const names: string[] = [];
+  const arrays: ReturnType<typeof sql>[] = [];
+  for (const column of TRANSFER_INSERT_COLUMNS) {
+    const values = rows.map(column.pick);
+    if (column.optional && values.every(column.isDefault as (v: unknown) => boolean)) continue;
+    names.push(column.name);
+    arrays.push(sql`${values}::${sql.raw(column.type)}[]`);
+  }
   await sql`
-    UPDATE ledger_accounts AS a SET
-      debits_posted = u.dp, credits_posted = u.cp, debits_pending = u.dpe, credits_pending = u.cpe,
-      version = u.version, closed = u.closed
-    FROM unnest(${accounts.map((a) => a.id)}::text[], ${accounts.map((a) => a.debits_posted.toString())}::int8[],
-                ${accounts.map((a) => a.credits_posted.toString())}::int8[], ${accounts.map((a) => a.debits_pending.toString())}::int8[],
-                ${accounts.map((a) => a.credits_pending.toString())}::int8[], ${accounts.map((a) => a.version.toString())}::int8[],
-                ${accounts.map((a) => a.closed)}::bool[])
-         AS u(id, dp, cp, dpe, cpe, version, closed)
+    INSERT INTO ledger_transfers (${sql.raw(names.join(', '))})
+    SELECT * FROM unnest(${sql.join(arrays)})`.execute(tx);
+}
+
+const BALANCE_COLUMNS = ['debits_posted', 'credits_posted', 'debits_pending', 'credits_pending'] as const;
+
+/**
+ * Writes changed balances, versions and closed flags. `before` holds each account as
+ * it was read; a column no account changed is not sent.
+ */
+export async function updateAccountBalances(tx: Tx, accounts: Account[], before: Map<string, Account>): Promise<void> {
+  if (accounts.length === 0) return;
+  const sets: string[] = ['version = u.version'];
+  const arrays: ReturnType<typeof sql>[] = [
+    sql`${accounts.map((a) => a.id)}::text[]`,
+    sql`${accounts.map((a) => a.version.toString())}::int8[]`,
+  ];
+  const aliases = ['id', 'version'];
+  for (const column of BALANCE_COLUMNS) {
+    if (!accounts.some((a) => a[column] !== (before.get(a.id) as Account)[column])) continue;
+    sets.push(`${column} = u.${column}`);
+    aliases.push(column);
+    arrays.push(sql`${accounts.map((a) => a[column].toString())}::int8[]`);
+  }
+  if (accounts.some((a) => a.closed !== (before.get(a.id) as Account).closed)) {
+    sets.push('closed = u.closed');
+    aliases.push('closed');
+    arrays.push(sql`${accounts.map((a) => a.closed)}::bool[]`);
+  }
+  await sql`
+    UPDATE ledger_accounts AS a SET ${sql.raw(sets.join(', '))}
+    FROM unnest(${sql.join(arrays)}) AS u(${sql.raw(aliases.join(', '))})
     WHERE a.id = u.id`.execute(tx);
 }
 

@@ -139,7 +139,9 @@ export function createLedger(options: LedgerOptions) {
       }
     }
     const sortedIds = [...accountIds].sort();
-    const accounts = new Map((await repo.lockAccounts(tx, sortedIds)).map((a) => [a.id, a]));
+    const locked = await repo.lockAccounts(tx, sortedIds);
+    const before = new Map(locked.map((a) => [a.id, { ...a }]));
+    const accounts = new Map(locked.map((a) => [a.id, a]));
     // Read after locking: every status change of these rows happened under these locks.
     const rowIds = new Set<string>(pendingIds);
     for (const t of items) rowIds.add(t.id);
@@ -160,7 +162,7 @@ export function createLedger(options: LedgerOptions) {
     }
     const dirty: Account[] = [];
     for (const id of out.dirtyAccounts) dirty.push(accounts.get(id) as Account);
-    await repo.updateAccountBalances(tx, dirty);
+    await repo.updateAccountBalances(tx, dirty, before);
     await repo.updatePendingStatus(tx, out.statusChanges);
     return { results: out.results, expired };
   }
