@@ -3,9 +3,11 @@
 -- accounts with the history flag it carries the balances after it was applied.
 -- Failed transfer ids are kept in the same table (failure is not null, no accounts,
 -- amount 0) so that one primary key makes an id either applied or failed, never both.
+-- Ids compare byte-wise (COLLATE "C"): cheaper index maintenance than a locale's
+-- collation, and the same order as the ledger's lock order.
 
 CREATE TABLE ledger_accounts (
-  id               text PRIMARY KEY,
+  id               text COLLATE "C" PRIMARY KEY,
   ledger           int4 NOT NULL CHECK (ledger > 0),
   code             int4 NOT NULL CHECK (code > 0),
   flags            int4 NOT NULL DEFAULT 0,
@@ -22,15 +24,15 @@ CREATE TABLE ledger_accounts (
 CREATE INDEX ledger_accounts_ref ON ledger_accounts (ref) WHERE ref IS NOT NULL;
 
 CREATE TABLE ledger_transfers (
-  id                 text PRIMARY KEY,
+  id                 text COLLATE "C" PRIMARY KEY,
   ts                 int8 NOT NULL,
-  debit_account_id   text,
-  credit_account_id  text,
+  debit_account_id   text COLLATE "C",
+  credit_account_id  text COLLATE "C",
   amount             int8 NOT NULL CHECK (amount >= 0),
   ledger             int4 NOT NULL,
   code               int4 NOT NULL,
   flags              int4 NOT NULL,
-  pending_id         text,
+  pending_id         text COLLATE "C",
   timeout_s          int4 NOT NULL DEFAULT 0,
   -- pending transfers only: when it expires (ns since epoch, 0 = never) and its state
   -- 1 pending, 2 posted, 3 voided, 4 expired
