@@ -6,6 +6,7 @@ import { openDatabase } from './platform/db.ts';
 import { migrate } from './platform/migrate.ts';
 import { systemClock } from './platform/clock.ts';
 import { createLedger } from './ledger/index.ts';
+import { AppError } from './platform/errors.ts';
 
 const USAGE = `custos — 资金监管支付清结算平台 / Custos
 
@@ -13,6 +14,12 @@ const USAGE = `custos — 资金监管支付清结算平台 / Custos
   custos serve                      启动平台 / run the platform (HTTP on PORT, default 8080)
   custos migrate                    执行数据库迁移 / apply database migrations
   custos ledger verify [--json]     总账校验 / check the ledger's invariants (exit 1 if unbalanced)
+  custos merchant create --name NAME [--notify-url URL] [--json]
+                                    开通商户 / create a merchant and its app (prints mchNo, appId, appSecret)
+  custos notify resend ID           重发商户通知 / resend a notification to a merchant
+  custos sandbox                    只运行沙箱渠道 / run the sandbox channel alone (CUSTOS_SANDBOX_PORT)
+  custos sandbox pay|fail|cancel PAY_ORDER_ID
+                                    模拟付款人 / act as the payer in the sandbox
   custos bench ledger [--quick] [--db postgres|pglite|both] [--workload hot|spread|both]
   custos help
 
@@ -44,6 +51,12 @@ async function run(argv: string[]): Promise<number> {
       return ledgerCommand(rest);
     case 'bench':
       return benchCommand(rest);
+    case 'merchant':
+      return merchantCommand(rest);
+    case 'notify':
+      return notifyCommand(rest);
+    case 'sandbox':
+      return sandboxCommand(rest);
     case undefined:
     case 'help':
     case '--help':
@@ -57,9 +70,10 @@ async function run(argv: string[]): Promise<number> {
 
 async function serve(): Promise<number> {
   const config = loadConfig();
-  const { createPlatform, startBackground } = await import('./server.ts');
+  const { createPlatform } = await import('./server.ts');
+  const sandbox = config.sandboxEmbedded ? await startSandbox(config) : null;
   const platform = await createPlatform(config);
-  const stop = startBackground(platform);
+  const stop = await platform.startBackground();
   const address = await platform.app.listen({ port: config.port, host: config.host });
   const where = config.databaseUrl ? 'PostgreSQL' : config.dataDir ? `PGlite (${config.dataDir})` : 'PGlite (memory)';
   process.stdout.write(
@@ -68,6 +82,7 @@ async function serve(): Promise<number> {
       `  数据库 / database: ${where}`,
       `  接口文档 / API docs: ${address}/docs`,
       `  健康检查 / health: ${address}/healthz    指标 / metrics: ${address}/metrics`,
+      sandbox ? `  沙箱渠道 / sandbox channel: ${sandbox.url} (payer pages, statements, faults)` : `  渠道 / channel: ${config.sandboxUrl}`,
       `  管理令牌 / admin token${platform.adminTokenFile ? ` (saved in ${platform.adminTokenFile})` : ''}: ${platform.adminToken}`,
       `  试一试 / try: curl -H "Authorization: Bearer ${platform.adminToken}" ${address}/v1/ledger/verify`,
       '',
@@ -80,6 +95,103 @@ async function serve(): Promise<number> {
   });
   stop();
   await platform.close();
+  await sandbox?.close();
+  return 0;
+}
+
+async function startSandbox(config: ReturnType<typeof loadConfig>) {
+  const { createSandbox } = await import('./channel/sandbox/server.ts');
+  const path = await import('node:path');
+  const { mkdir } = await import('node:fs/promises');
+  let stateFile: string | null = null;
+  if (config.dataDir) {
+    await mkdir(config.dataDir, { recursive: true });
+    stateFile = path.join(config.dataDir, 'sandbox-state.json');
+  }
+  const sandbox = createSandbox({ key: config.sandboxKey, stateFile, publicUrl: config.sandboxUrl, logLevel: config.logLevel === 'silent' ? 'silent' : 'warn' });
+  const url = await sandbox.app.listen({ port: config.sandboxPort, host: config.host });
+  return { url, close: () => sandbox.app.close() };
+}
+
+function parse<T extends Record<string, { type: 'string' | 'boolean'; default?: string | boolean }>>(args: string[], options: T) {
+  try {
+    return parseArgs({ args, options, allowPositionals: true });
+  } catch (error) {
+    throw new UsageError((error as Error).message);
+  }
+}
+
+async function merchantCommand(argv: string[]): Promise<number> {
+  const [sub, ...rest] = argv;
+  if (sub !== 'create') throw new UsageError(`unknown merchant command "${sub ?? ''}"; try "custos merchant create --name NAME"`);
+  const { values } = parse(rest, { name: { type: 'string' }, 'notify-url': { type: 'string' }, json: { type: 'boolean', default: false } });
+  if (!values.name) throw new UsageError('--name is required, e.g. custos merchant create --name "某某物业公司"');
+  const config = loadConfig();
+  const { openDatabase } = await import('./platform/db.ts');
+  const { createSecretBox, resolveMasterKey } = await import('./platform/secrets.ts');
+  const { createMerchantService } = await import('./payment/merchant.service.ts');
+  const db = await openDatabase({ databaseUrl: config.databaseUrl, dataDir: config.dataDir });
+  try {
+    await migrate(db);
+    const box = createSecretBox(await resolveMasterKey(config));
+    const created = await createMerchantService({ db, box }).createMerchant({ name: values.name as string, notifyUrl: (values['notify-url'] as string | undefined) ?? null });
+    if (values.json) process.stdout.write(JSON.stringify(created) + '\n');
+    else process.stdout.write(`商户已开通 / merchant created\n  mchNo:     ${created.mchNo}\n  appId:     ${created.appId}\n  appSecret: ${created.appSecret}\n`);
+    return 0;
+  } catch (error) {
+    if (error instanceof AppError) throw new UsageError(error.message);
+    throw error;
+  } finally {
+    await db.close();
+  }
+}
+
+async function notifyCommand(argv: string[]): Promise<number> {
+  const [sub, id] = argv;
+  if (sub !== 'resend' || !id || !/^[0-9]{1,18}$/.test(id)) throw new UsageError('usage: custos notify resend NOTIFICATION_ID (a number)');
+  const config = loadConfig();
+  const { createPlatform } = await import('./server.ts');
+  const platform = await createPlatform({ ...config, logLevel: 'silent' });
+  try {
+    await platform.payment.notify.resend(BigInt(id));
+    await platform.payment.notify.deliver(BigInt(id));
+    const { findNotification } = await import('./payment/payment.repo.ts');
+    const n = await findNotification(platform.db.kysely, BigInt(id));
+    const state = ['pending (will retry)', 'delivered', 'failed'][n?.state ?? 0];
+    process.stdout.write(`通知 ${id} / notification ${id}: ${state}${n?.last_error ? ` — ${n.last_error}` : ''}\n`);
+    return n?.state === 1 ? 0 : 1;
+  } catch (error) {
+    if (error instanceof AppError) throw new UsageError(error.message);
+    throw error;
+  } finally {
+    await platform.close();
+  }
+}
+
+async function sandboxCommand(argv: string[]): Promise<number> {
+  const [action, id] = argv;
+  const config = loadConfig();
+  if (action === undefined) {
+    const sandbox = await startSandbox(config);
+    process.stdout.write(`沙箱渠道已启动 / sandbox channel running at ${sandbox.url}\n`);
+    await new Promise<void>((resolve) => {
+      process.once('SIGINT', resolve);
+      process.once('SIGTERM', resolve);
+    });
+    await sandbox.close();
+    return 0;
+  }
+  if (action !== 'pay' && action !== 'fail' && action !== 'cancel') throw new UsageError(`unknown sandbox action "${action}"; use pay, fail or cancel`);
+  if (!id) throw new UsageError(`usage: custos sandbox ${action} PAY_ORDER_ID`);
+  let res: Response;
+  try {
+    res = await fetch(`${config.sandboxUrl}/v1/sim/orders/${encodeURIComponent(id)}/${action}`, { method: 'POST', signal: AbortSignal.timeout(10_000) });
+  } catch (error) {
+    throw new Error(`cannot reach the sandbox at ${config.sandboxUrl}: ${(error as Error).message}`);
+  }
+  const body = (await res.json()) as { status?: string; message?: string };
+  if (!res.ok) throw new Error(`sandbox: ${body.message ?? res.status}`);
+  process.stdout.write(`${id}: ${body.status}\n`);
   return 0;
 }
 

@@ -19,6 +19,7 @@ import { openDatabase, type Database } from '../src/platform/db.ts';
 const TOKEN = 'test-token-123456';
 const CLIENTS = 64;
 const TASKS = 2000;
+const QUIET_CONTESTS = 64;
 const COUNTERPARTIES = 48;
 const HOT = 'hot';
 const FUND = 'fund';
@@ -210,15 +211,39 @@ test('64 clients hammering one hot account through two API nodes', { skip: PG_ON
       }
     }
 
-    let nextTask = 0;
+    // A quiet phase after the load: contests over ids whose bodies share no account, so
+    // no batch holds a common lock and the two nodes race on the primary key itself.
+    // Each contest has six accounts of its own (created in one batch).
+    const quietAccounts = Array.from({ length: QUIET_CONTESTS * 6 }, (_, i) => `q-${String(i).padStart(3, '0')}`);
+    const quietCreated = await fetch(`${bases[1]}/v1/ledger/accounts`, {
+      method: 'POST', headers, body: JSON.stringify({ accounts: quietAccounts.map((id) => ({ id, ledger: 1, code: 30 })) }),
+    });
+    assert.equal(quietCreated.status, 200);
+    assert.ok(((await quietCreated.json()) as { results: Array<{ result: string }> }).results.every((r) => r.result === 'ok'));
+    const quietTasks: Task[] = [];
+    for (let i = 0; i < QUIET_CONTESTS; i += 1) {
+      const id = nextId('quiet');
+      const bodies = [0, 1, 2].map((k): Body => ({
+        id, debit_account_id: quietAccounts[i * 6 + 2 * k], credit_account_id: quietAccounts[i * 6 + 2 * k + 1],
+        amount: String(rnd.int(1, 500)), ledger: 1, code: 3,
+      }));
+      differentBodyGroups.push(id);
+      quietTasks.push(async (node) => { await Promise.all(bodies.map((b, k) => send((node + k) % 2, [b]))); });
+    }
+
+    const runClients = async (list: Task[]) => {
+      let next = 0;
+      await Promise.all(Array.from({ length: CLIENTS }, async (_, client) => {
+        let n = client;
+        while (next < list.length) {
+          const task = list[next++];
+          await task(n++ % 2); // each client alternates between the two nodes
+        }
+      }));
+    };
     const loadStarted = Date.now();
-    await Promise.all(Array.from({ length: CLIENTS }, async (_, client) => {
-      let n = client;
-      while (nextTask < tasks.length) {
-        const task = tasks[nextTask++];
-        await task(n++ % 2); // each client alternates between the two nodes
-      }
-    }));
+    await runClients(tasks);
+    await runClients(quietTasks);
     const loadMs = Date.now() - loadStarted;
 
     // ---- the stored rows ----

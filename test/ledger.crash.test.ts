@@ -18,9 +18,12 @@ const ROOT = path.resolve(import.meta.dirname, '..');
 const BIN = path.join(ROOT, 'bin', 'custos.js');
 const TOKEN = 'test-token-123456';
 const CLIENTS = 48;
-/** Kill when this many transfers are acknowledged, or after KILL_AFTER_MS, whichever comes first. */
-const KILL_AFTER_ACKED = 1500;
-const KILL_AFTER_MS = 2500;
+/**
+ * Kill at a random moment (up to 150 ms) after this many transfers are acknowledged,
+ * or after KILL_AFTER_MS, whichever comes first.
+ */
+const KILL_AFTER_ACKED = 1000;
+const KILL_AFTER_MS = 3000;
 const LIM = 'lim';
 const SRC = 'src';
 const FUNDING = 1_000_000_000n;
@@ -249,7 +252,8 @@ test('SIGKILL in the middle of a load loses no acknowledged transfer and half-ap
       }
     };
     const killer = (async () => {
-      while (acked < KILL_AFTER_ACKED && Date.now() - loadStarted < KILL_AFTER_MS && !stop) await new Promise((r) => setTimeout(r, 5));
+      while (acked < KILL_AFTER_ACKED && Date.now() - loadStarted < KILL_AFTER_MS) await new Promise((r) => setTimeout(r, 5));
+      await new Promise((r) => setTimeout(r, Math.floor(Math.random() * 150)));
       stop = true;
       victim.child.kill('SIGKILL');
       await victim.exited;

@@ -12,6 +12,19 @@ export interface Config {
   readonly logLevel: string;
   readonly ledgerBatchMax: number;
   readonly ledgerPoolSize: number;
+  /** AES-256 key that seals secrets at rest (hex or base64); generated in the data folder when unset. */
+  readonly masterKey: string | null;
+  /** The platform's public base URL (cashier links, channel notify URLs). */
+  readonly publicUrl: string;
+  /** Run the sandbox channel inside `custos serve` (on sandboxPort). */
+  readonly sandboxEmbedded: boolean;
+  readonly sandboxPort: number;
+  readonly sandboxUrl: string;
+  readonly sandboxKey: string;
+  readonly reqTimeWindowS: number;
+  /** Seconds between notification attempts; null = WeChat Pay's ~24 h schedule. */
+  readonly notifyScheduleS: number[] | null;
+  readonly pollIntervalS: number;
 }
 
 export class ConfigError extends Error {}
@@ -29,8 +42,16 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   const databaseUrl = env.DATABASE_URL && env.DATABASE_URL !== '' ? env.DATABASE_URL : null;
   let dataDir: string | null = path.resolve(env.CUSTOS_DATA_DIR ?? './data');
   if (env.CUSTOS_DATA_DIR === 'memory' || env.CUSTOS_DATA_DIR === ':memory:') dataDir = null;
+  const port = intFromEnv(env, 'PORT', 8080, 0, 65535);
+  const sandboxPort = intFromEnv(env, 'CUSTOS_SANDBOX_PORT', 8081, 0, 65535);
+  const schedule = env.CUSTOS_NOTIFY_SCHEDULE_S;
+  if (schedule !== undefined && schedule !== '' && !/^\d{1,6}(,\d{1,6}){0,29}$/.test(schedule)) {
+    throw new ConfigError(`CUSTOS_NOTIFY_SCHEDULE_S must be comma-separated seconds, e.g. "15,15,30", got "${schedule}"`);
+  }
+  const sandbox = env.CUSTOS_SANDBOX ?? 'on';
+  if (sandbox !== 'on' && sandbox !== 'off') throw new ConfigError(`CUSTOS_SANDBOX must be on or off, got "${sandbox}"`);
   return {
-    port: intFromEnv(env, 'PORT', 8080, 0, 65535),
+    port,
     host: env.HOST ?? '127.0.0.1',
     databaseUrl,
     dataDir,
@@ -38,5 +59,14 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     logLevel: env.LOG_LEVEL ?? 'info',
     ledgerBatchMax: intFromEnv(env, 'CUSTOS_LEDGER_BATCH_MAX', 8190, 1, 8190),
     ledgerPoolSize: intFromEnv(env, 'CUSTOS_DB_POOL_SIZE', 16, 1, 256),
+    masterKey: env.CUSTOS_MASTER_KEY && env.CUSTOS_MASTER_KEY !== '' ? env.CUSTOS_MASTER_KEY : null,
+    publicUrl: (env.CUSTOS_PUBLIC_URL ?? `http://127.0.0.1:${port}`).replace(/\/$/, ''),
+    sandboxEmbedded: sandbox === 'on',
+    sandboxPort,
+    sandboxUrl: (env.CUSTOS_SANDBOX_URL ?? `http://127.0.0.1:${sandboxPort}`).replace(/\/$/, ''),
+    sandboxKey: env.CUSTOS_SANDBOX_KEY ?? 'custos-sandbox-dev-key',
+    reqTimeWindowS: intFromEnv(env, 'CUSTOS_REQ_TIME_WINDOW_S', 300, 1, 86400),
+    notifyScheduleS: schedule ? schedule.split(',').map(Number) : null,
+    pollIntervalS: intFromEnv(env, 'CUSTOS_POLL_INTERVAL_S', 15, 1, 3600),
   };
 }

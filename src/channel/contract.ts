@@ -1,0 +1,123 @@
+// The channel contract: what the payment center needs from any payment channel
+// (WeChat Pay, Alipay, UnionPay, a bank, the sandbox). An adapter speaks the
+// channel's own protocol and signatures and answers in these terms. Operating errors
+// (timeouts, 5xx, refused connections) throw ChannelUnavailable; business refusals
+// come back as a 'failed' status with the channel's code and message.
+
+export type ChannelPayStatus = 'paying' | 'success' | 'failed' | 'closed' | 'not_found';
+export type ChannelAsyncStatus = 'processing' | 'success' | 'failed' | 'not_found';
+
+export interface ChannelOrderInput {
+  payOrderId: string;
+  amountFen: bigint;
+  currency: string;
+  subject: string;
+  body: string;
+  wayCode: string;
+  clientIp: string | null;
+  channelExtra: Record<string, unknown> | null;
+  expireSeconds: number;
+  notifyUrl: string;
+}
+
+export interface ChannelOrderResult {
+  status: 'paying' | 'success' | 'failed';
+  channelOrderNo: string | null;
+  payDataType: 'payUrl' | 'codeUrl' | 'form' | 'none';
+  payData: string | null;
+  errCode: string | null;
+  errMsg: string | null;
+}
+
+export interface ChannelOrderState {
+  status: ChannelPayStatus;
+  channelOrderNo: string | null;
+  amountFen: bigint | null;
+  successAt: Date | null;
+  channelUser: string | null;
+}
+
+export interface ChannelRefundInput {
+  refundOrderId: string;
+  payOrderId: string;
+  channelOrderNo: string | null;
+  payAmountFen: bigint;
+  refundAmountFen: bigint;
+  reason: string;
+  notifyUrl: string;
+}
+
+export interface ChannelTransferInput {
+  transferId: string;
+  amountFen: bigint;
+  entryType: string;
+  accountNo: string;
+  accountName: string | null;
+  bankName: string | null;
+  desc: string;
+  notifyUrl: string;
+}
+
+export interface ChannelAsyncState {
+  status: ChannelAsyncStatus;
+  channelNo: string | null;
+  amountFen: bigint | null;
+  successAt: Date | null;
+  errCode: string | null;
+  errMsg: string | null;
+}
+
+/** A channel notification after its signature was verified. */
+export interface ChannelNotification {
+  eventId: string;
+  kind: 'pay' | 'refund' | 'transfer';
+  /** Our id: payOrderId, refundOrderId or transferId. */
+  refId: string;
+  status: 'success' | 'failed' | 'closed';
+  channelNo: string | null;
+  amountFen: bigint | null;
+  successAt: Date | null;
+  channelUser: string | null;
+}
+
+export interface ChannelStatementRequest {
+  billDate: string; // YYYY-MM-DD
+  format: 'wechat' | 'alipay';
+  billType?: 'ALL' | 'SUCCESS' | 'REFUND';
+}
+
+export interface ChannelAdapter {
+  readonly ifCode: string;
+  readonly wayCodes: readonly string[];
+  createOrder(input: ChannelOrderInput): Promise<ChannelOrderResult>;
+  queryOrder(payOrderId: string): Promise<ChannelOrderState>;
+  closeOrder(payOrderId: string): Promise<ChannelOrderState>;
+  refund(input: ChannelRefundInput): Promise<ChannelAsyncState>;
+  queryRefund(refundOrderId: string): Promise<ChannelAsyncState>;
+  transfer(input: ChannelTransferInput): Promise<ChannelAsyncState>;
+  queryTransfer(transferId: string): Promise<ChannelAsyncState>;
+  /** Verifies and parses a notification; throws ChannelSignatureInvalid when forged. */
+  parseNotification(headers: Record<string, string | string[] | undefined>, rawBody: string): ChannelNotification;
+  /** The answer the channel expects when a notification was taken. */
+  notificationAck(): { contentType: string; body: string };
+  downloadStatement(request: ChannelStatementRequest): Promise<Buffer>;
+  health(): Promise<boolean>;
+}
+
+export class ChannelUnavailable extends Error {
+  readonly ifCode: string;
+  constructor(ifCode: string, message: string) {
+    super(`channel ${ifCode} unavailable: ${message}`);
+    this.name = 'ChannelUnavailable';
+    this.ifCode = ifCode;
+  }
+}
+
+export class ChannelSignatureInvalid extends Error {
+  readonly ifCode: string;
+  constructor(ifCode: string) {
+    super(`channel ${ifCode}: notification signature is invalid`);
+    this.name = 'ChannelSignatureInvalid';
+    this.ifCode = ifCode;
+  }
+}

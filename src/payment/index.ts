@@ -1,0 +1,73 @@
+// The payment center (支付中心): wiring of its services and routes. Other modules use
+// only what is exported here.
+import type { FastifyInstance } from 'fastify';
+import type { Database, Tx } from '../platform/db.ts';
+import type { Jobs } from '../platform/jobs.ts';
+import type { SecretBox } from '../platform/secrets.ts';
+import type { Ledger } from '../ledger/index.ts';
+import type { ChannelAdapter } from '../channel/contract.ts';
+import { createChannels } from './channels.ts';
+import { createPostings } from './postings.ts';
+import { createMerchantService } from './merchant.service.ts';
+import { createNotifyService } from './notify.service.ts';
+import { createOrderService } from './order.service.ts';
+import { createRefundService } from './refund.service.ts';
+import { createTransferService } from './transfer.service.ts';
+import { createDivisionService } from './division.service.ts';
+import { jeepayRoutes } from './jeepay.routes.ts';
+import { channelRoutes } from './channel.routes.ts';
+import { cashierRoutes } from './cashier.routes.ts';
+import { paymentAdminRoutes } from './admin.routes.ts';
+import type { PayOrderRow } from './payment.repo.ts';
+
+export interface PaymentOptions {
+  db: Database;
+  ledger: Ledger;
+  jobs: Jobs;
+  box: SecretBox;
+  adapters: ChannelAdapter[];
+  defaultIfCode: string;
+  publicUrl: string;
+  reqTimeWindowMs: number;
+  notifyScheduleS?: number[];
+  guard: (req: never) => Promise<void>;
+  log?: (msg: string, extra?: Record<string, unknown>) => void;
+  onPaid?: (tx: Tx, order: PayOrderRow) => Promise<void>;
+}
+
+export type PaymentCenter = ReturnType<typeof createPaymentCenter>;
+
+export function createPaymentCenter(options: PaymentOptions) {
+  const { db, jobs } = options;
+  const channels = createChannels(options.adapters, options.defaultIfCode);
+  const postings = createPostings(options.ledger);
+  const merchants = createMerchantService({ db, box: options.box });
+  const notify = createNotifyService({ db, jobs, merchants, scheduleS: options.notifyScheduleS, log: options.log });
+  const common = { db, channels, postings, notify, publicUrl: options.publicUrl };
+  const orders = createOrderService({ ...common, onPaid: options.onPaid });
+  const refunds = createRefundService(common);
+  const transfers = createTransferService(common);
+  const divisions = createDivisionService({ db, postings });
+
+  const routes: Array<(app: FastifyInstance) => Promise<void>> = [
+    jeepayRoutes({ merchants, reqTimeWindowMs: options.reqTimeWindowMs, orders, refunds, transfers, divisions }),
+    channelRoutes({ db, channels, orders, refunds, transfers }),
+    cashierRoutes({ db, orders }),
+    paymentAdminRoutes({ db, merchants, notify, guard: options.guard }),
+  ];
+
+  /** One round of background checks: open orders, refunds, transfers, lost notifications. */
+  async function poll(olderThanS = 30, limit = 200) {
+    const orderResult = await orders.pollOpen(olderThanS, limit);
+    const refundsSettled = await refunds.pollOpen(olderThanS, limit);
+    const transfersSettled = await transfers.pollOpen(olderThanS, limit);
+    const requeued = await notify.sweep();
+    return { ...orderResult, refundsSettled, transfersSettled, notificationsRequeued: requeued };
+  }
+
+  return { channels, merchants, notify, orders, refunds, transfers, divisions, routes, poll };
+}
+
+export { PAY_STATE, ASYNC_STATE, LEDGER_CNY, accountIds, TRANSFER_CODE, ACCOUNT_CODE } from './types.ts';
+export { sign, verify, canonicalString, type SignType } from './sign.ts';
+export type { PayOrderRow } from './payment.repo.ts';

@@ -1,0 +1,73 @@
+// Merchants and their apps: created by the CLI or the admin API, with an app secret
+// sealed at rest; the app cache serves signature checks without a query per request.
+import { randomBytes } from 'node:crypto';
+import type { Database } from '../platform/db.ts';
+import { badRequest } from '../platform/errors.ts';
+import type { SecretBox } from '../platform/secrets.ts';
+import { businessNo } from '../platform/ids.ts';
+import * as repo from './payment.repo.ts';
+import { paymentErrors } from './payment.errors.ts';
+import { SIGN_TYPES, type SignType } from './sign.ts';
+import { WAY_CODES } from './types.ts';
+
+export interface App {
+  appId: string;
+  mchNo: string;
+  name: string;
+  secret: string;
+  signTypes: SignType[];
+  notifyUrl: string | null;
+  ipAllowlist: string[] | null;
+  active: boolean;
+}
+
+const APP_CACHE_MS = 30_000;
+const APP_CACHE_MAX = 10_000;
+
+export type MerchantService = ReturnType<typeof createMerchantService>;
+
+export function createMerchantService(deps: { db: Database; box: SecretBox }) {
+  const { db, box } = deps;
+  const cache = new Map<string, { app: App | null; until: number }>();
+
+  async function createMerchant(input: { name: string; notifyUrl?: string | null; signTypes?: string[]; ipAllowlist?: string[] | null; mchNo?: string }) {
+    const name = input.name?.trim();
+    if (!name || name.length > 100) throw badRequest('PARAM_INVALID', '商户名称必填，最多 100 字 / name is required, at most 100 characters');
+    if (input.notifyUrl && !/^https?:\/\/\S+$/.test(input.notifyUrl)) throw badRequest('PARAM_INVALID', 'notifyUrl must be an http(s) URL');
+    const signTypes = input.signTypes ?? [...SIGN_TYPES];
+    for (const t of signTypes) if (!(SIGN_TYPES as readonly string[]).includes(t)) throw badRequest('PARAM_INVALID', `unknown signType ${t}; use ${SIGN_TYPES.join(', ')}`);
+    const mchNo = input.mchNo ?? businessNo('M').slice(0, 16);
+    const appId = randomBytes(12).toString('hex');
+    const appSecret = randomBytes(24).toString('base64url');
+    await db.kysely.transaction().execute(async (tx) => {
+      await repo.insertMerchant(tx, mchNo, name);
+      await repo.insertApp(tx, {
+        app_id: appId, mch_no: mchNo, name: `${name} 默认应用`, secret_sealed: box.seal(appSecret), sign_types: signTypes.join(','),
+        notify_url: input.notifyUrl ?? null, ip_allowlist: input.ipAllowlist?.join(',') ?? null,
+      });
+    });
+    return { mchNo, appId, appSecret };
+  }
+
+  async function getApp(appId: string): Promise<App | null> {
+    const hit = cache.get(appId);
+    if (hit && hit.until > Date.now()) return hit.app;
+    const row = await repo.findApp(db.kysely, appId);
+    const app: App | null = row && {
+      appId: row.app_id, mchNo: row.mch_no, name: row.name, secret: box.open(row.secret_sealed),
+      signTypes: row.sign_types.split(',') as SignType[], notifyUrl: row.notify_url,
+      ipAllowlist: row.ip_allowlist ? row.ip_allowlist.split(',') : null, active: row.state === 1,
+    };
+    if (cache.size >= APP_CACHE_MAX) cache.clear();
+    cache.set(appId, { app, until: Date.now() + APP_CACHE_MS });
+    return app;
+  }
+
+  async function setRoute(mchNo: string, wayCode: string, ifCode: string, fallbackIfCode: string | null) {
+    if (!(await repo.findMerchant(db.kysely, mchNo))) throw paymentErrors.merchantNotFound(`商户不存在 / no merchant ${mchNo}`);
+    if (wayCode !== '*' && !(WAY_CODES as readonly string[]).includes(wayCode)) throw paymentErrors.unknownWay(`unknown wayCode ${wayCode}`);
+    await repo.upsertRoute(db.kysely, { mch_no: mchNo, way_code: wayCode, if_code: ifCode, fallback_if_code: fallbackIfCode });
+  }
+
+  return { createMerchant, getApp, setRoute };
+}

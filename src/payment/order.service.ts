@@ -1,0 +1,254 @@
+// Pay orders (支付订单): unified order, query, close, the H5 cashier's choice, and
+// the one success path that every source (channel notification, polling, closing,
+// reconciliation) goes through: lock the order, post to the ledger, change state,
+// queue the merchant's notification — one transaction, exactly once.
+import { createHash } from 'node:crypto';
+import type { Database, Tx } from '../platform/db.ts';
+import { businessNo } from '../platform/ids.ts';
+import { ChannelUnavailable, type ChannelAdapter, type ChannelOrderState } from '../channel/contract.ts';
+import { canonicalString } from './sign.ts';
+import * as repo from './payment.repo.ts';
+import { paymentErrors } from './payment.errors.ts';
+import type { Channels } from './channels.ts';
+import type { Postings } from './postings.ts';
+import type { NotifyService } from './notify.service.ts';
+import { PAY_STATE } from './types.ts';
+
+export interface UnifiedOrderInput {
+  mchNo: string; appId: string; mchOrderNo: string; wayCode: string; amount: bigint; currency: string; subject: string;
+  body: string; clientIp: string | null; notifyUrl: string | null; returnUrl: string | null; expiredTime: number;
+  channelExtra: string | null; extParam: string | null; divisionMode: number;
+}
+
+export interface OrderDeps {
+  db: Database;
+  channels: Channels;
+  postings: Postings;
+  notify: NotifyService;
+  publicUrl: string;
+  onPaid?: (tx: Tx, order: repo.PayOrderRow) => Promise<void>;
+}
+
+export type PaySource = 'notify' | 'poll' | 'close' | 'query' | 'recon' | 'cashier';
+
+export function requestHash(fields: Record<string, unknown>): string {
+  return createHash('sha256').update(canonicalString(fields)).digest('hex');
+}
+
+export function payOrderParams(o: repo.PayOrderRow): Record<string, unknown> {
+  return {
+    payOrderId: o.pay_order_id, mchNo: o.mch_no, appId: o.app_id, mchOrderNo: o.mch_order_no, ifCode: o.if_code,
+    wayCode: o.way_code, amount: o.amount.toString(), currency: o.currency, state: o.state, clientIp: o.client_ip,
+    subject: o.subject, body: o.body, channelOrderNo: o.channel_order_no, errCode: o.err_code, errMsg: o.err_msg,
+    extParam: o.ext_param, successTime: o.success_at ? o.success_at.getTime() : null, createdAt: o.created_at.getTime(),
+    refundAmount: o.refund_amount.toString(),
+  };
+}
+
+export type OrderService = ReturnType<typeof createOrderService>;
+
+export function createOrderService(deps: OrderDeps) {
+  const { db, channels, postings, notify } = deps;
+  const channelNotifyUrl = (ifCode: string) => `${deps.publicUrl}/api/channel/notify/${ifCode}`;
+
+  async function unifiedOrder(input: UnifiedOrderInput): Promise<repo.PayOrderRow> {
+    const hash = requestHash({ ...input, amount: input.amount.toString() });
+    const route = await routeFor(input.mchNo, input.wayCode);
+    const payOrderId = businessNo('P');
+    const inserted = await repo.insertPayOrder(db.kysely, {
+      pay_order_id: payOrderId, mch_no: input.mchNo, app_id: input.appId, mch_order_no: input.mchOrderNo, way_code: input.wayCode,
+      if_code: input.wayCode === 'QR_CASHIER' ? null : route.ifCode, amount: input.amount, currency: input.currency,
+      subject: input.subject, body: input.body, client_ip: input.clientIp, notify_url: input.notifyUrl, return_url: input.returnUrl,
+      channel_extra: input.channelExtra, ext_param: input.extParam, division_mode: input.divisionMode, state: PAY_STATE.created,
+      request_hash: hash, expired_at: new Date(Date.now() + input.expiredTime * 1000),
+    });
+    const order = inserted ? await repo.findPayOrder(db.kysely, payOrderId) : await repo.findPayOrderByMchOrderNo(db.kysely, input.mchNo, input.mchOrderNo);
+    if (!order) throw new Error(`order ${input.mchOrderNo} vanished after insert`);
+    if (!inserted && order.request_hash !== hash) {
+      throw paymentErrors.duplicateOrderNo(`商户订单号已存在且参数不同 / mchOrderNo ${input.mchOrderNo} was already used with different parameters (amount, wayCode, subject…); use a new mchOrderNo`);
+    }
+    if (order.state !== PAY_STATE.created) return order;
+    if (order.way_code === 'QR_CASHIER') {
+      const payData = `${deps.publicUrl}/cashier/${order.pay_order_id}`;
+      if (order.pay_data !== payData) {
+        await repo.updatePayOrder(db.kysely, order.pay_order_id, { pay_data_type: 'payUrl', pay_data: payData });
+      }
+      return { ...order, pay_data_type: 'payUrl', pay_data: payData };
+    }
+    return createAtChannel(order, route);
+  }
+
+  async function routeFor(mchNo: string, wayCode: string): Promise<{ ifCode: string; fallback: string | null }> {
+    const route = await repo.findRoute(db.kysely, mchNo, wayCode);
+    return route ? { ifCode: route.if_code, fallback: route.fallback_if_code } : { ifCode: channels.defaultIfCode, fallback: null };
+  }
+
+  /** Creates the order at the channel (idempotent there by payOrderId), with failover. */
+  async function createAtChannel(order: repo.PayOrderRow, route: { ifCode: string; fallback: string | null }, wayCode = order.way_code): Promise<repo.PayOrderRow> {
+    const adapter = await channels.pick(order.if_code ?? route.ifCode, route.fallback);
+    if (!adapter) throw paymentErrors.channelUnavailable(`没有可用的支付渠道 / no channel serves ${wayCode}`);
+    const remainingS = Math.max(60, Math.floor((order.expired_at.getTime() - Date.now()) / 1000));
+    let result;
+    try {
+      result = await adapter.createOrder({
+        payOrderId: order.pay_order_id, amountFen: order.amount, currency: order.currency, subject: order.subject, body: order.body,
+        wayCode, clientIp: order.client_ip, channelExtra: order.channel_extra ? JSON.parse(order.channel_extra) : null,
+        expireSeconds: remainingS, notifyUrl: channelNotifyUrl(adapter.ifCode),
+      });
+    } catch (error) {
+      if (!(error instanceof ChannelUnavailable)) throw error;
+      channels.markDown(adapter.ifCode);
+      throw paymentErrors.channelUnavailable(`支付渠道暂不可用，请稍后用同一商户订单号重试 / channel ${adapter.ifCode} is unavailable; retry with the same mchOrderNo`);
+    }
+    const fields: Partial<repo.PayOrderRow> = {
+      if_code: adapter.ifCode, channel_order_no: result.channelOrderNo, pay_data_type: result.payDataType, pay_data: result.payData,
+      err_code: result.errCode, err_msg: result.errMsg,
+    };
+    if (result.status === 'failed') {
+      return db.kysely.transaction().execute(async (tx) => {
+        const locked = await repo.findPayOrder(tx, order.pay_order_id, true);
+        if (!locked || locked.state !== PAY_STATE.created) return locked ?? order;
+        await repo.updatePayOrder(tx, order.pay_order_id, { ...fields, state: PAY_STATE.failed });
+        const failed = { ...locked, ...fields, state: PAY_STATE.failed } as repo.PayOrderRow;
+        await notifyOrder(tx, failed);
+        return failed;
+      });
+    }
+    await db.kysely.transaction().execute(async (tx) => {
+      const locked = await repo.findPayOrder(tx, order.pay_order_id, true);
+      if (locked && locked.state === PAY_STATE.created) await repo.updatePayOrder(tx, order.pay_order_id, { ...fields, state: PAY_STATE.paying, way_code: wayCode === order.way_code ? undefined : order.way_code });
+    });
+    if (result.status === 'success') {
+      await markPaid(order.pay_order_id, { status: 'success', channelOrderNo: result.channelOrderNo, amountFen: order.amount, successAt: new Date(), channelUser: null }, 'notify');
+    }
+    return (await repo.findPayOrder(db.kysely, order.pay_order_id)) as repo.PayOrderRow;
+  }
+
+  /** The payer chose a way on the H5 cashier page. */
+  async function cashierPay(payOrderId: string, wayCode: string): Promise<repo.PayOrderRow> {
+    const order = await repo.findPayOrder(db.kysely, payOrderId);
+    if (!order) throw paymentErrors.orderNotFound(`订单不存在 / no order ${payOrderId}`);
+    if (order.way_code !== 'QR_CASHIER') throw paymentErrors.orderStateInvalid('该订单不是收银台订单 / not a cashier order');
+    if (order.state !== PAY_STATE.created) return order;
+    if (order.expired_at.getTime() <= Date.now()) throw paymentErrors.orderStateInvalid('订单已过期 / the order has expired');
+    const route = await routeFor(order.mch_no, wayCode);
+    return createAtChannel({ ...order, if_code: route.ifCode }, route, wayCode);
+  }
+
+  async function findForMerchant(mchNo: string, key: { payOrderId?: string | null; mchOrderNo?: string | null }): Promise<repo.PayOrderRow> {
+    const order = key.payOrderId ? await repo.findPayOrder(db.kysely, key.payOrderId)
+      : key.mchOrderNo ? await repo.findPayOrderByMchOrderNo(db.kysely, mchNo, key.mchOrderNo) : null;
+    if (!order || order.mch_no !== mchNo) throw paymentErrors.orderNotFound(`订单不存在 / no order ${key.payOrderId ?? key.mchOrderNo} for merchant ${mchNo}`);
+    return order;
+  }
+
+  /** Close: at the channel first; if the channel says it was paid, it is paid. */
+  async function close(order: repo.PayOrderRow, reason: 'merchant' | 'expired'): Promise<repo.PayOrderRow> {
+    if (order.state !== PAY_STATE.created && order.state !== PAY_STATE.paying) {
+      throw paymentErrors.orderStateInvalid(`订单状态为 ${order.state}，不能关闭 / only created or paying orders can be closed (state ${order.state})`);
+    }
+    const adapter = order.if_code ? channels.get(order.if_code) : undefined;
+    if (adapter && order.state === PAY_STATE.paying) {
+      let state: ChannelOrderState;
+      try {
+        state = await adapter.closeOrder(order.pay_order_id);
+      } catch (error) {
+        if (error instanceof ChannelUnavailable) throw paymentErrors.channelUnavailable(`渠道暂不可用，稍后再关单 / channel unavailable, close later`);
+        throw error;
+      }
+      if (state.status === 'success') return markPaid(order.pay_order_id, state, 'close');
+    }
+    return db.kysely.transaction().execute(async (tx) => {
+      const locked = await repo.findPayOrder(tx, order.pay_order_id, true);
+      if (!locked || (locked.state !== PAY_STATE.created && locked.state !== PAY_STATE.paying)) return locked ?? order;
+      const msg = reason === 'expired' ? '订单超时关闭 / expired' : '商户关单 / closed by merchant';
+      await repo.updatePayOrder(tx, order.pay_order_id, { state: PAY_STATE.closed, close_reason: reason, err_msg: msg });
+      return { ...locked, state: PAY_STATE.closed, close_reason: reason, err_msg: msg };
+    });
+  }
+
+  /**
+   * The success path. Idempotent: an order already paid is returned as it is. Any
+   * open, failed or closed order becomes paid when the channel says so, with its
+   * ledger posting and notification in the same transaction.
+   */
+  async function markPaid(payOrderId: string, state: Pick<ChannelOrderState, 'channelOrderNo' | 'amountFen' | 'successAt' | 'channelUser'> & { status: string }, source: PaySource): Promise<repo.PayOrderRow> {
+    return db.kysely.transaction().execute(async (tx) => {
+      const order = await repo.findPayOrder(tx, payOrderId, true);
+      if (!order) throw paymentErrors.orderNotFound(`no order ${payOrderId}`);
+      if (order.state === PAY_STATE.success || order.state === PAY_STATE.refunded) return order;
+      if (state.amountFen !== null && state.amountFen !== order.amount) {
+        // A paid amount that differs is a mistake for reconciliation, never a silent success.
+        await repo.updatePayOrder(tx, payOrderId, { err_code: 'AMOUNT_MISMATCH', err_msg: `渠道金额 ${state.amountFen} 与订单金额 ${order.amount} 不符` });
+        return order;
+      }
+      const recovered = order.state === PAY_STATE.closed || order.state === PAY_STATE.failed || source === 'recon' ? source : null;
+      const ifCode = order.if_code ?? channels.defaultIfCode;
+      await postings.paymentSucceeded(tx, { payOrderId, mchNo: order.mch_no, ifCode, amount: order.amount });
+      const fields: Partial<repo.PayOrderRow> = {
+        state: PAY_STATE.success, if_code: ifCode, success_at: state.successAt ?? new Date(),
+        channel_order_no: state.channelOrderNo ?? order.channel_order_no, channel_user: state.channelUser ?? order.channel_user,
+        err_code: null, err_msg: null, recovered_by: recovered, close_reason: null,
+      };
+      await repo.updatePayOrder(tx, payOrderId, fields);
+      const paid = { ...order, ...fields } as repo.PayOrderRow;
+      await notifyOrder(tx, paid);
+      if (deps.onPaid) await deps.onPaid(tx, paid);
+      return paid;
+    });
+  }
+
+  async function markFailed(payOrderId: string, errCode: string, errMsg: string | null): Promise<void> {
+    await db.kysely.transaction().execute(async (tx) => {
+      const order = await repo.findPayOrder(tx, payOrderId, true);
+      if (!order || (order.state !== PAY_STATE.created && order.state !== PAY_STATE.paying)) return;
+      await repo.updatePayOrder(tx, payOrderId, { state: PAY_STATE.failed, err_code: errCode, err_msg: errMsg });
+      await notifyOrder(tx, { ...order, state: PAY_STATE.failed, err_code: errCode, err_msg: errMsg });
+    });
+  }
+
+  async function notifyOrder(tx: Tx, order: repo.PayOrderRow): Promise<void> {
+    await notify.enqueue(tx, { kind: 'pay_order', refId: order.pay_order_id, mchNo: order.mch_no, appId: order.app_id, notifyUrl: order.notify_url, params: payOrderParams(order) });
+  }
+
+  /** Applies what the channel says about an order (from a notification or a query). */
+  async function applyChannelState(order: repo.PayOrderRow, state: ChannelOrderState, source: PaySource): Promise<void> {
+    if (state.status === 'success') await markPaid(order.pay_order_id, state, source);
+    else if (state.status === 'failed') await markFailed(order.pay_order_id, 'CHANNEL_PAY_FAILED', '渠道支付失败 / payment failed at the channel');
+    else if (state.status === 'closed' && order.state <= PAY_STATE.paying) await close(order, 'expired').catch(() => undefined);
+  }
+
+  /** Orders still open: ask their channel; expired ones are closed (unless paid). */
+  async function pollOpen(olderThanS: number, limit: number): Promise<{ checked: number; paid: number; closed: number }> {
+    const orders = await repo.findOpenOrders(db.kysely, new Date(Date.now() - olderThanS * 1000), limit);
+    let paid = 0;
+    let closed = 0;
+    for (const order of orders) {
+      const adapter: ChannelAdapter | undefined = order.if_code ? channels.get(order.if_code) : undefined;
+      try {
+        if (adapter && order.state === PAY_STATE.paying) {
+          const state = await adapter.queryOrder(order.pay_order_id);
+          if (state.status === 'success') {
+            await markPaid(order.pay_order_id, state, 'poll');
+            paid += 1;
+            continue;
+          }
+          if (state.status === 'failed') {
+            await markFailed(order.pay_order_id, 'CHANNEL_PAY_FAILED', '渠道支付失败');
+            continue;
+          }
+        }
+        if (order.expired_at.getTime() <= Date.now()) {
+          const after = await close(order, 'expired');
+          if (after.state === PAY_STATE.closed) closed += 1;
+          if (after.state === PAY_STATE.success) paid += 1;
+        }
+      } catch (error) {
+        if (!(error instanceof ChannelUnavailable) && !(error instanceof Error && 'status' in error)) throw error;
+      }
+    }
+    return { checked: orders.length, paid, closed };
+  }
+
+  return { unifiedOrder, cashierPay, findForMerchant, close, markPaid, markFailed, applyChannelState, pollOpen, notifyOrder };
+}
