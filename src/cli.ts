@@ -7,6 +7,7 @@ import { migrate } from './platform/migrate.ts';
 import { systemClock } from './platform/clock.ts';
 import { createLedger } from './ledger/index.ts';
 import { AppError } from './platform/errors.ts';
+import { assertNoServer, claimDataDir, DataDirBusy, runningServer } from './platform/instance.ts';
 
 const USAGE = `custos — 资金监管支付清结算平台 / Custos
 
@@ -31,7 +32,7 @@ export async function main(argv: string[]): Promise<number> {
   try {
     return await run(argv);
   } catch (error) {
-    if (error instanceof UsageError || error instanceof ConfigError) {
+    if (error instanceof UsageError || error instanceof ConfigError || error instanceof DataDirBusy) {
       process.stderr.write(`custos: ${error.message}\n`);
       return 2;
     }
@@ -71,6 +72,7 @@ async function run(argv: string[]): Promise<number> {
 async function serve(): Promise<number> {
   const config = loadConfig();
   const { createPlatform } = await import('./server.ts');
+  const release = claimDataDir(config.databaseUrl ? null : config.dataDir, `http://${config.host}:${config.port}`);
   const sandbox = config.sandboxEmbedded ? await startSandbox(config) : null;
   const platform = await createPlatform(config);
   const stop = await platform.startBackground();
@@ -96,6 +98,7 @@ async function serve(): Promise<number> {
   stop();
   await platform.close();
   await sandbox?.close();
+  release();
   return 0;
 }
 
@@ -127,7 +130,12 @@ async function merchantCommand(argv: string[]): Promise<number> {
   const { values } = parse(rest, { name: { type: 'string' }, 'notify-url': { type: 'string' }, json: { type: 'boolean', default: false } });
   if (!values.name) throw new UsageError('--name is required, e.g. custos merchant create --name "某某物业公司"');
   const config = loadConfig();
-  const { openDatabase } = await import('./platform/db.ts');
+  const server = config.databaseUrl ? null : runningServer(config.dataDir);
+  if (server) {
+    const created = (await adminCall(config, server.url, 'POST', '/v1/admin/merchants', { name: values.name, ...(values['notify-url'] ? { notifyUrl: values['notify-url'] } : {}) })) as { mchNo: string; appId: string; appSecret: string };
+    printMerchant(created, values.json as boolean);
+    return 0;
+  }
   const { createSecretBox, resolveMasterKey } = await import('./platform/secrets.ts');
   const { createMerchantService } = await import('./payment/merchant.service.ts');
   const db = await openDatabase({ databaseUrl: config.databaseUrl, dataDir: config.dataDir });
@@ -135,8 +143,7 @@ async function merchantCommand(argv: string[]): Promise<number> {
     await migrate(db);
     const box = createSecretBox(await resolveMasterKey(config));
     const created = await createMerchantService({ db, box }).createMerchant({ name: values.name as string, notifyUrl: (values['notify-url'] as string | undefined) ?? null });
-    if (values.json) process.stdout.write(JSON.stringify(created) + '\n');
-    else process.stdout.write(`商户已开通 / merchant created\n  mchNo:     ${created.mchNo}\n  appId:     ${created.appId}\n  appSecret: ${created.appSecret}\n`);
+    printMerchant(created, values.json as boolean);
     return 0;
   } catch (error) {
     if (error instanceof AppError) throw new UsageError(error.message);
@@ -146,10 +153,21 @@ async function merchantCommand(argv: string[]): Promise<number> {
   }
 }
 
+function printMerchant(created: { mchNo: string; appId: string; appSecret: string }, json: boolean) {
+  if (json) process.stdout.write(JSON.stringify({ mchNo: created.mchNo, appId: created.appId, appSecret: created.appSecret }) + '\n');
+  else process.stdout.write(`商户已开通 / merchant created\n  mchNo:     ${created.mchNo}\n  appId:     ${created.appId}\n  appSecret: ${created.appSecret}\n`);
+}
+
 async function notifyCommand(argv: string[]): Promise<number> {
   const [sub, id] = argv;
   if (sub !== 'resend' || !id || !/^[0-9]{1,18}$/.test(id)) throw new UsageError('usage: custos notify resend NOTIFICATION_ID (a number)');
   const config = loadConfig();
+  const server = config.databaseUrl ? null : runningServer(config.dataDir);
+  if (server) {
+    await adminCall(config, server.url, 'POST', `/v1/admin/notifications/${id}/resend`);
+    process.stdout.write(`通知 ${id} 已重新排队 / notification ${id} queued for delivery\n`);
+    return 0;
+  }
   const { createPlatform } = await import('./server.ts');
   const platform = await createPlatform({ ...config, logLevel: 'silent' });
   try {
@@ -197,6 +215,7 @@ async function sandboxCommand(argv: string[]): Promise<number> {
 
 async function migrateCommand(): Promise<number> {
   const config = loadConfig();
+  if (!config.databaseUrl) assertNoServer(config.dataDir, '运行中的服务启动时已执行迁移 / the running server applied migrations when it started');
   const db = await openDatabase({ databaseUrl: config.databaseUrl, dataDir: config.dataDir });
   try {
     const result = await migrate(db);
@@ -217,25 +236,45 @@ async function ledgerCommand(argv: string[]): Promise<number> {
     throw new UsageError((error as Error).message);
   }
   const config = loadConfig();
+  const report = await verifyReport(config);
+  if (values.json) {
+    process.stdout.write(JSON.stringify(report, (_k, v) => (typeof v === 'bigint' ? v.toString() : v)) + '\n');
+  } else {
+    process.stdout.write(report.balanced ? '总账平衡 / the ledger is balanced\n' : '总账不平 / the ledger is NOT balanced\n');
+    for (const l of report.ledgers) {
+      process.stdout.write(`  ledger ${l.ledger}: accounts ${l.accounts}, debits_posted ${l.debits_posted}, credits_posted ${l.credits_posted}, debits_pending ${l.debits_pending}, credits_pending ${l.credits_pending} ${l.balanced ? 'ok' : 'UNBALANCED'}\n`);
+    }
+    for (const m of report.accounts_mismatched) process.stdout.write(`  account ${m.id}: balances differ from its entries\n`);
+    for (const id of report.history_mismatched) process.stdout.write(`  account ${id}: last balance-after differs from its balances\n`);
+    process.stdout.write(`  transfers applied ${report.transfers_applied}, failed ids ${report.transfers_failed}\n`);
+  }
+  return report.balanced ? 0 : 1;
+}
+
+/** Reads the verify report from the running embedded server, or from the database. */
+async function verifyReport(config: ReturnType<typeof loadConfig>): Promise<Awaited<ReturnType<ReturnType<typeof createLedger>['verify']>>> {
+  const server = config.databaseUrl ? null : runningServer(config.dataDir);
+  if (server) return (await adminCall(config, server.url, 'GET', '/v1/ledger/verify')) as never;
   const db = await openDatabase({ databaseUrl: config.databaseUrl, dataDir: config.dataDir });
   try {
     await migrate(db);
-    const report = await createLedger({ db, clock: systemClock }).verify();
-    if (values.json) {
-      process.stdout.write(JSON.stringify(report, (_k, v) => (typeof v === 'bigint' ? v.toString() : v)) + '\n');
-    } else {
-      process.stdout.write(report.balanced ? '总账平衡 / the ledger is balanced\n' : '总账不平 / the ledger is NOT balanced\n');
-      for (const l of report.ledgers) {
-        process.stdout.write(`  ledger ${l.ledger}: accounts ${l.accounts}, debits_posted ${l.debits_posted}, credits_posted ${l.credits_posted}, debits_pending ${l.debits_pending}, credits_pending ${l.credits_pending} ${l.balanced ? 'ok' : 'UNBALANCED'}\n`);
-      }
-      for (const m of report.accounts_mismatched) process.stdout.write(`  account ${m.id}: balances differ from its entries\n`);
-      for (const id of report.history_mismatched) process.stdout.write(`  account ${id}: last balance-after differs from its balances\n`);
-      process.stdout.write(`  transfers applied ${report.transfers_applied}, failed ids ${report.transfers_failed}\n`);
-    }
-    return report.balanced ? 0 : 1;
+    return await createLedger({ db, clock: systemClock }).verify();
   } finally {
     await db.close();
   }
+}
+
+async function adminCall(config: ReturnType<typeof loadConfig>, url: string, method: string, path: string, body?: unknown): Promise<unknown> {
+  const { resolveAdminToken } = await import('./platform/admin-token.ts');
+  const { token } = await resolveAdminToken(config);
+  const res = await fetch(url + path, {
+    method, signal: AbortSignal.timeout(30_000),
+    headers: { authorization: `Bearer ${token}`, ...(body ? { 'content-type': 'application/json' } : {}) },
+    body: body ? JSON.stringify(body) : undefined,
+  });
+  const answer = (await res.json()) as { message?: string };
+  if (!res.ok) throw new UsageError(answer.message ?? `HTTP ${res.status}`);
+  return answer;
 }
 
 async function benchCommand(argv: string[]): Promise<number> {

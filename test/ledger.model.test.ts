@@ -8,7 +8,8 @@
 // verify(), getAccount, listEntries (paged) and balanceAt are checked against the model.
 //
 //   FC_SEED=<n> [FC_PATH=<path>] reproduces a failure; FC_RUNS=<n> changes the number
-//   of runs; FC_NO_SHRINK=1 stops at the first failure.
+//   of runs; FC_NO_SHRINK=1 stops at the first failure; FC_TIME_LIMIT_S=<s> caps the
+//   whole property, shrinking included (default 300).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
@@ -890,6 +891,9 @@ test('ledger agrees with an in-memory model on random command sequences', async 
     ...(seed !== undefined ? { seed } : {}),
     ...(process.env.FC_PATH ? { path: process.env.FC_PATH } : {}),
     endOnFailure: process.env.FC_NO_SHRINK === '1',
+    // Every run opens a database, so shrinking a failure is slow: stop it after a while
+    // and report the smallest counterexample found so far.
+    plugins: [fc.interruptAfterTimeLimit(Number(process.env.FC_TIME_LIMIT_S ?? 300) * 1000)],
   });
   console.log(`coverage: ${[...seen].sort().map(([k, n]) => `${k}=${n}`).join(' ')}`);
 });

@@ -1,0 +1,142 @@
+// A whole payment stack for tests: a real database, the sandbox channel on its own
+// HTTP port, the platform on another, merchants, a signed Jeepay client, and a
+// merchant notify endpoint that can fail N times. Everything on loopback.
+import { createServer, type Server } from 'node:http';
+import { createServer as createNetServer } from 'node:net';
+import { openTestDb, type TestDb } from './helpers.ts';
+import { createPlatform, type Platform } from '../src/server.ts';
+import { loadConfig } from '../src/platform/config.ts';
+import { createSandbox, type Sandbox } from '../src/channel/sandbox/server.ts';
+import { sign, verify, type SignType } from '../src/payment/sign.ts';
+
+export const ADMIN_TOKEN = 'test-admin-token-0123456789';
+export const MASTER_KEY = '0'.repeat(64);
+export const SANDBOX_KEY = 'test-sandbox-key';
+
+export async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createNetServer();
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const { port } = server.address() as { port: number };
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+export interface Stack {
+  t: TestDb;
+  platform: Platform;
+  sandbox: Sandbox;
+  url: string;
+  sandboxUrl: string;
+  close(): Promise<void>;
+}
+
+export interface StackOptions {
+  notifyScheduleS?: string;
+  reqTimeWindowS?: string;
+  /** The sandbox's clock (statements are for days before "today"). */
+  sandboxNow?: () => Date;
+  background?: boolean;
+}
+
+export async function startStack(options: StackOptions = {}): Promise<Stack> {
+  const t = await openTestDb({ poolSize: 16 });
+  const [port, sandboxPort] = [await freePort(), await freePort()];
+  const sandboxUrl = `http://127.0.0.1:${sandboxPort}`;
+  const sandbox = createSandbox({ key: SANDBOX_KEY, publicUrl: sandboxUrl, logLevel: 'silent', now: options.sandboxNow });
+  await sandbox.app.listen({ port: sandboxPort, host: '127.0.0.1' });
+  const config = loadConfig({
+    CUSTOS_DATA_DIR: 'memory', CUSTOS_ADMIN_TOKEN: ADMIN_TOKEN, CUSTOS_MASTER_KEY: MASTER_KEY, LOG_LEVEL: 'silent',
+    PORT: String(port), CUSTOS_SANDBOX_URL: sandboxUrl, CUSTOS_SANDBOX_KEY: SANDBOX_KEY,
+    CUSTOS_NOTIFY_SCHEDULE_S: options.notifyScheduleS ?? '1,1,1', CUSTOS_REQ_TIME_WINDOW_S: options.reqTimeWindowS ?? '300',
+    CUSTOS_POLL_INTERVAL_S: '3600',
+  });
+  const platform = await createPlatform(config, { db: t.db });
+  await platform.app.listen({ port, host: '127.0.0.1' });
+  const stopBackground = options.background === false ? () => {} : await platform.startBackground();
+  return {
+    t, platform, sandbox, url: `http://127.0.0.1:${port}`, sandboxUrl,
+    async close() {
+      stopBackground();
+      await sandbox.flush();
+      await platform.close();
+      await sandbox.app.close();
+      await t.close();
+    },
+  };
+}
+
+export interface MerchantClient {
+  mchNo: string;
+  appId: string;
+  appSecret: string;
+  call(path: string, params: Record<string, unknown>, options?: { signType?: SignType; reqTime?: number; tamper?: (p: Record<string, unknown>) => void; form?: boolean }): Promise<{ status: number; body: { code: number; msg: string; errCode?: string; data?: Record<string, unknown>; sign?: string } }>;
+}
+
+export async function merchant(stack: Stack, notifyUrl: string | null = null, name = '测试物业公司'): Promise<MerchantClient> {
+  const created = await stack.platform.payment.merchants.createMerchant({ name, notifyUrl });
+  return {
+    ...created,
+    async call(path, params, options = {}) {
+      const signType = options.signType ?? 'MD5';
+      const p: Record<string, unknown> = { mchNo: created.mchNo, appId: created.appId, reqTime: String(options.reqTime ?? Date.now()), version: '1.0', signType, ...params };
+      p.sign = sign(p, created.appSecret, signType);
+      options.tamper?.(p);
+      const res = await fetch(stack.url + path, options.form
+        ? { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: new URLSearchParams(Object.entries(p).map(([k, v]) => [k, String(v)])).toString() }
+        : { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(p) });
+      const body = await res.json() as { code: number; msg: string; data?: Record<string, unknown>; sign?: string };
+      if (body.code === 0 && body.data && !verify({ ...body.data, sign: body.sign }, created.appSecret, signType)) {
+        throw new Error(`response signature invalid for ${path}`);
+      }
+      return { status: res.status, body };
+    },
+  };
+}
+
+export interface NotifySink {
+  url: string;
+  received: Array<Record<string, string>>;
+  /** Answer 500 to the next N notifications. */
+  failNext: number;
+  answer: string;
+  close(): Promise<void>;
+}
+
+export async function notifySink(): Promise<NotifySink> {
+  const sink: NotifySink = { url: '', received: [], failNext: 0, answer: 'success', close: async () => {} };
+  const server: Server = createServer((req, res) => {
+    let body = '';
+    req.on('data', (chunk) => (body += chunk));
+    req.on('end', () => {
+      if (sink.failNext > 0) {
+        sink.failNext -= 1;
+        res.statusCode = 500;
+        res.end('busy');
+        return;
+      }
+      sink.received.push(Object.fromEntries(new URLSearchParams(body)));
+      res.end(sink.answer);
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  sink.url = `http://127.0.0.1:${(server.address() as { port: number }).port}/notify`;
+  sink.close = () => new Promise<void>((resolve) => server.close(() => resolve()));
+  return sink;
+}
+
+export async function waitFor<T>(what: string, probe: () => Promise<T | null | undefined | false>, timeoutMs = 15_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const value = await probe();
+    if (value) return value;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+}
+
+export const order = (mchOrderNo: string, extra: Record<string, unknown> = {}) => ({
+  mchOrderNo, wayCode: 'WX_NATIVE', amount: 10000, currency: 'cny', subject: '2026年11月物业费', body: '1幢2单元301 物业费', ...extra,
+});
