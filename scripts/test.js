@@ -19,6 +19,13 @@ const files = only.length > 0 ? only : readdirSync(path.join(root, 'test'))
   .sort()
   .map((f) => path.join('test', f));
 
+// Types first: a type error fails the run before any test.
+const tsc = spawnSync(process.execPath, [path.join(root, 'node_modules/typescript/bin/tsc'), '-p', 'tsconfig.json', '--noEmit'], { cwd: root, stdio: 'inherit' });
+if (tsc.status !== 0) {
+  console.error('typecheck failed (tsc): fix the errors above');
+  process.exit(1);
+}
+
 const db = process.env.DATABASE_URL ? 'PostgreSQL (DATABASE_URL)' : 'PGlite in memory';
 console.log(`custos tests on ${db}: ${files.length} files`);
 if (!process.env.DATABASE_URL) {

@@ -15,8 +15,10 @@ import { PG_ONLY, createPgDatabase } from './helpers.ts';
 import { createPlatform, type Platform } from '../src/server.ts';
 import { loadConfig } from '../src/platform/config.ts';
 import { openDatabase, type Database } from '../src/platform/db.ts';
+import { systemClock } from '../src/platform/clock.ts';
 
 const TOKEN = 'test-token-123456';
+const MASTER_KEY = '00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff';
 const CLIENTS = 64;
 const TASKS = 2000;
 const QUIET_CONTESTS = 64;
@@ -75,7 +77,9 @@ const NOT_DECISIVE = new Set(['exists', 'exists_with_different_fields', 'id_alre
 test('64 clients hammering one hot account through two API nodes', { skip: PG_ONLY, timeout: 180_000 }, async (t) => {
   const started = Date.now();
   const created = await createPgDatabase();
-  const config = loadConfig({ DATABASE_URL: created.url, CUSTOS_ADMIN_TOKEN: TOKEN, LOG_LEVEL: 'silent' });
+  const config = loadConfig({
+    DATABASE_URL: created.url, CUSTOS_ADMIN_TOKEN: TOKEN, CUSTOS_MASTER_KEY: MASTER_KEY, LOG_LEVEL: 'silent', CUSTOS_DATA_DIR: 'memory',
+  });
   const dbs: Database[] = [];
   const platforms: Platform[] = [];
   const direct = new pg.Client({ connectionString: created.url });
@@ -83,7 +87,7 @@ test('64 clients hammering one hot account through two API nodes', { skip: PG_ON
     for (let i = 0; i < 2; i += 1) {
       const db = await openDatabase({ databaseUrl: created.url });
       dbs.push(db);
-      platforms.push(await createPlatform(config, undefined, db));
+      platforms.push(await createPlatform(config, systemClock, db)); // its own pool: a second API node
     }
     const bases: string[] = [];
     for (const p of platforms) {

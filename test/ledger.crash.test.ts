@@ -17,6 +17,7 @@ import { PG_ONLY, createPgDatabase } from './helpers.ts';
 const ROOT = path.resolve(import.meta.dirname, '..');
 const BIN = path.join(ROOT, 'bin', 'custos.js');
 const TOKEN = 'test-token-123456';
+const MASTER_KEY = '00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff';
 const CLIENTS = 48;
 /**
  * Kill at a random moment (up to 150 ms) after this many transfers are acknowledged,
@@ -89,13 +90,22 @@ function childEnv(url: string, extra: Record<string, string> = {}): NodeJS.Proce
     PATH: `${path.join(ROOT, 'node_modules', '.bin')}${path.delimiter}${process.env.PATH ?? ''}`,
     DATABASE_URL: url,
     CUSTOS_ADMIN_TOKEN: TOKEN,
+    CUSTOS_MASTER_KEY: MASTER_KEY,
     LOG_LEVEL: 'warn',
     HOST: '127.0.0.1',
+    // no embedded sandbox channel (it would bind its own port) and nothing in ./data
+    CUSTOS_SANDBOX: 'off',
+    CUSTOS_DATA_DIR: 'memory',
     ...extra,
   };
   delete env.NODE_TEST_CONTEXT; // the child is a server, not a test file
   return env;
 }
+
+/** Every child still running: killed by the test's finally, or by the watchdog if the test hangs. */
+const children = new Set<ChildProcess>();
+const killAll = () => { for (const c of children) c.kill('SIGKILL'); };
+process.once('exit', killAll);
 
 interface Server {
   child: ChildProcess;
@@ -107,25 +117,31 @@ interface Server {
 async function startServer(url: string): Promise<Server> {
   const port = await freePort();
   const child = spawn(process.execPath, [BIN, 'serve'], { cwd: ROOT, env: childEnv(url, { PORT: String(port) }), stdio: ['ignore', 'pipe', 'pipe'] });
+  children.add(child);
+  child.once('exit', () => children.delete(child));
   let out = '';
   const keep = (chunk: Buffer) => { out = (out + chunk.toString()).slice(-20_000); };
   child.stdout?.on('data', keep);
   child.stderr?.on('data', keep);
   const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
-  const base = `http://127.0.0.1:${port}`;
-  const deadline = Date.now() + 20_000;
-  for (;;) {
-    if (child.exitCode !== null || child.signalCode !== null) throw new Error(`custos serve exited early (${child.exitCode ?? child.signalCode}):\n${out}`);
-    try {
-      const res = await fetch(`${base}/healthz`, { signal: AbortSignal.timeout(1000) });
-      if (res.status === 200) break;
-    } catch {
-      // not listening yet
+  const server = { child, base: `http://127.0.0.1:${port}`, exited, output: () => out };
+  try {
+    const deadline = Date.now() + 20_000;
+    for (;;) {
+      if (child.exitCode !== null || child.signalCode !== null) throw new Error(`custos serve exited early (${child.exitCode ?? child.signalCode}):\n${out}`);
+      try {
+        const res = await fetch(`${server.base}/healthz`, { signal: AbortSignal.timeout(1000) });
+        if (res.status === 200) return server;
+      } catch {
+        // not listening yet
+      }
+      if (Date.now() > deadline) throw new Error(`custos serve did not become healthy in 20 s:\n${out}`);
+      await new Promise((r) => setTimeout(r, 100));
     }
-    if (Date.now() > deadline) throw new Error(`custos serve did not become healthy:\n${out}`);
-    await new Promise((r) => setTimeout(r, 100));
+  } catch (error) {
+    await stopServer(server); // never leave a child behind
+    throw error;
   }
-  return { child, base, exited, output: () => out };
 }
 
 async function stopServer(server: Server | null): Promise<void> {
@@ -145,6 +161,10 @@ function cliVerify(url: string): Promise<{ code: number; stdout: string; stderr:
 
 test('SIGKILL in the middle of a load loses no acknowledged transfer and half-applies nothing', { skip: PG_ONLY, timeout: 120_000 }, async (t) => {
   const started = Date.now();
+  // Should the test hang, kill the servers so that the test process can end (unref'd:
+  // it only fires while something else keeps the process alive).
+  const watchdog = setTimeout(killAll, 90_000);
+  watchdog.unref();
   const created = await createPgDatabase();
   const direct = new pg.Client({ connectionString: created.url });
   let server: Server | null = null;
@@ -373,7 +393,9 @@ test('SIGKILL in the middle of a load loses no acknowledged transfer and half-ap
       `${unacked.length} requests in flight (${inFlightCommitted} of them committed); ${rows.size} transfers stored at restart, ` +
       `${after.size} after retries; total ${Date.now() - started} ms`);
   } finally {
+    clearTimeout(watchdog);
     await stopServer(server).catch(() => {});
+    killAll();
     await direct.end().catch(() => {});
     await created.drop();
   }

@@ -3,10 +3,13 @@
 // idempotency, history and point-in-time balances, and rollback with the caller.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { openTestDb, type TestDb } from './helpers.ts';
+import pg from 'pg';
+import { openTestDb, createPgDatabase, PG_ONLY, type TestDb } from './helpers.ts';
+import { openDatabase } from '../src/platform/db.ts';
+import { migrate } from '../src/platform/migrate.ts';
 import { createLedger, type Ledger } from '../src/ledger/index.ts';
 import { ACCOUNT_FLAGS as A, TRANSFER_FLAGS as F, type TransferInput } from '../src/ledger/types.ts';
-import { ManualClock } from '../src/platform/clock.ts';
+import { ManualClock, systemClock } from '../src/platform/clock.ts';
 import { INT8_MAX } from '../src/platform/money.ts';
 
 let t: TestDb;
@@ -259,4 +262,53 @@ test('verify finds a tampered balance', async () => {
   assert.ok(report.accounts_mismatched.some((m) => m.id === b));
   await t.db.kysely.updateTable('ledger_accounts').set({ credits_posted: 10n as never }).where('id', '=', b).execute();
   assert.equal((await ledger.verify()).balanced, true);
+});
+
+// --- regressions found by the model-based and concurrency tests -------------------
+
+test('a duplicate made inside a failed chain is not reported as existing', async () => {
+  const [a, b] = await accounts(0, 0);
+  const x = tr(a, b, 10n, { flags: F.linked });
+  const bad = tr(a, b, 0n);
+  assert.deepEqual(await ledger.createTransfers([x, x, bad]), ['linked_event_failed', 'linked_event_failed', 'amount_must_be_positive']);
+  assert.deepEqual(await ledger.createTransfers([{ ...x, flags: 0 }]), ['id_already_failed']);
+  assert.deepEqual(await balances(a), [0n, 0n, 0n, 0n]);
+});
+
+test('posting a closing transfer does not bypass a side closed by another transfer', async () => {
+  const [a, b, c] = await accounts(0, 0, 0);
+  const p1 = tr(a, b, 10n, { flags: F.pending | F.closing_debit });
+  const p2 = tr(c, b, 1n, { flags: F.pending | F.closing_credit });
+  assert.deepEqual(await ledger.createTransfers([p1, p2]), ['ok', 'ok']);
+  assert.deepEqual(await ledger.createTransfers([tr(null, null, null, { flags: F.post_pending, pending_id: p1.id })]), ['account_closed']);
+  assert.deepEqual(await ledger.createTransfers([tr(null, null, null, { flags: F.post_pending, pending_id: p2.id })]), ['ok']);
+  assert.deepEqual(await balances(b), [0n, 1n, 0n, 10n]);
+});
+
+test('a post whose pending transfer commits while the batch waits for a lock (PostgreSQL)', { skip: PG_ONLY }, async () => {
+  const created = await createPgDatabase();
+  const db1 = await openDatabase({ databaseUrl: created.url });
+  const db2 = await openDatabase({ databaseUrl: created.url });
+  const blocker = new pg.Client({ connectionString: created.url });
+  try {
+    await migrate(db1);
+    const node1 = createLedger({ db: db1, clock: systemClock });
+    const node2 = createLedger({ db: db2, clock: systemClock });
+    await node1.createAccounts(['A', 'B', 'X', 'Z'].map((id) => ({ id, ledger: 1, code: 1, flags: 0, ref: null, metadata: null })));
+    await blocker.connect();
+    await blocker.query('BEGIN');
+    await blocker.query(`SELECT 1 FROM ledger_accounts WHERE id = 'X' FOR UPDATE`);
+    // node2 reads (no 'p' yet), then waits on X; meanwhile node1 commits the pending transfer p
+    const posting = node2.createTransfers([tr('X', 'Z', 5n, { id: 'y1' }), tr(null, null, null, { id: 'post-p', flags: F.post_pending, pending_id: 'p' })]);
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    assert.deepEqual(await node1.createTransfers([tr('A', 'B', 10n, { id: 'p', flags: F.pending })]), ['ok']);
+    await blocker.query('COMMIT');
+    assert.deepEqual(await posting, ['ok', 'ok']);
+    assert.equal((await node1.verify()).balanced, true);
+  } finally {
+    await blocker.end().catch(() => undefined);
+    await db1.close();
+    await db2.close();
+    await created.drop();
+  }
 });

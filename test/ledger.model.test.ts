@@ -207,8 +207,10 @@ class Model {
       }
       while ((chain[chain.length - 1].flags & LINKED) !== 0 && inputs.length < n) chain.push(next());
       this.restore(saved);
+      // after restore, rows are as they were before the chain: only an id that had a row then still 'exists'
+      const preexisting = chain.map((t) => this.rows.has(t.id));
       chain.forEach((t, k) => {
-        const code = k === failedAt ? codes[k] : k < failedAt && codes[k] === 'exists' ? 'exists' : 'linked_event_failed';
+        const code = k === failedAt ? codes[k] : k < failedAt && codes[k] === 'exists' && preexisting[k] ? 'exists' : 'linked_event_failed';
         results.push(code);
         if (!recorded(code) || !ID_OK.test(t.id) || this.rows.has(t.id)) return;
         this.recordFailure(t, code);
@@ -338,8 +340,8 @@ class Model {
         if (t.amount > p.amount) return 'exceeds_pending_amount';
         amount = t.amount;
       }
-      const closing = (p.flags & (CLOSING_DEBIT | CLOSING_CREDIT)) !== 0;
-      if (!closing && (d.closed || c.closed)) return 'account_closed';
+      if (d.closed && (p.flags & CLOSING_DEBIT) === 0) return 'account_closed';
+      if (c.closed && (p.flags & CLOSING_CREDIT) === 0) return 'account_closed';
       if (d.dp + amount > I8_MAX || c.cp + amount > I8_MAX) return 'overflows';
       this.release(p, ST_POSTED, amount, t.id, t.flags, t);
       return 'ok';
@@ -891,6 +893,7 @@ test('ledger agrees with an in-memory model on random command sequences', async 
     ...(seed !== undefined ? { seed } : {}),
     ...(process.env.FC_PATH ? { path: process.env.FC_PATH } : {}),
     endOnFailure: process.env.FC_NO_SHRINK === '1',
+    includeErrorInReport: true,
     // Every run opens a database, so shrinking a failure is slow: stop it after a while
     // and report the smallest counterexample found so far.
     plugins: [fc.interruptAfterTimeLimit(Number(process.env.FC_TIME_LIMIT_S ?? 300) * 1000)],

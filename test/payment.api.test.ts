@@ -214,7 +214,7 @@ test('bad input: a clear 4xx in Jeepay\'s envelope, and nothing written', async 
 
   const json = await fetch(`${stack.url}/api/pay/unifiedOrder`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{"mchNo":' });
   assert.equal(json.status, 400);
-  assert.equal((await json.json()).code, 9999);
+  assert.equal(((await json.json()) as { code: number }).code, 9999);
 
   // the same mchOrderNo with other parameters is refused; the original is untouched
   const first = await m.call('/api/pay/unifiedOrder', order('dup-1', { amount: 500 }));
@@ -255,10 +255,10 @@ test('notifications: a merchant endpoint that fails twice gets the notification 
   await waitFor('delivered after retries', async () => own.received.find((x) => x.payOrderId === payOrderId), 20_000);
   const n = await waitFor('recorded as delivered', async () => {
     const list = await fetch(`${stack.url}/v1/admin/notifications?refId=${payOrderId}`, { headers: { authorization: 'Bearer test-admin-token-0123456789' } });
-    const [first] = (await list.json()).notifications;
+    const [first] = ((await list.json()) as { notifications: Array<{ id: string; state: string; attempts: number }> }).notifications;
     return first?.state === 'delivered' ? first : null;
   });
-  const detail = await (await fetch(`${stack.url}/v1/admin/notifications/${n.id}`, { headers: { authorization: 'Bearer test-admin-token-0123456789' } })).json();
+  const detail = (await (await fetch(`${stack.url}/v1/admin/notifications/${n.id}`, { headers: { authorization: 'Bearer test-admin-token-0123456789' } })).json()) as { attempts_log: Array<{ http_status: number }> };
   assert.equal(detail.attempts_log.length, 3);
   assert.deepEqual(detail.attempts_log.map((a: { http_status: number }) => a.http_status), [500, 500, 200]);
   // an operator can resend it
@@ -277,7 +277,7 @@ test('notifications: a merchant that never answers success is given up after the
     await stack.sandbox.pay(payOrderId);
     const headers = { authorization: 'Bearer test-admin-token-0123456789' };
     const n = await waitFor('gave up', async () => {
-      const list = await (await fetch(`${stack.url}/v1/admin/notifications?refId=${payOrderId}`, { headers })).json();
+      const list = (await (await fetch(`${stack.url}/v1/admin/notifications?refId=${payOrderId}`, { headers })).json()) as { notifications: Array<{ state: string; attempts: number }> };
       return list.notifications.find((x: { state: string }) => x.state === 'failed');
     }, 30_000);
     assert.equal(n.attempts, 4, 'first attempt + 3 retries of the test schedule');

@@ -85,7 +85,7 @@ export async function merchant(stack: Stack, notifyUrl: string | null = null, na
       p.sign = sign(p, created.appSecret, signType);
       options.tamper?.(p);
       const res = await fetch(stack.url + path, options.form
-        ? { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: new URLSearchParams(Object.entries(p).map(([k, v]) => [k, String(v)])).toString() }
+        ? { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: new URLSearchParams(Object.entries(p).map(([k, v]): [string, string] => [k, String(v)])).toString() }
         : { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(p) });
       const body = await res.json() as { code: number; msg: string; data?: Record<string, unknown>; sign?: string };
       if (body.code === 0 && body.data && !verify({ ...body.data, sign: body.sign }, created.appSecret, signType)) {

@@ -112,6 +112,10 @@ export class Engine {
 
   private applyChain(items: TransferInput[], first: number, last: number, open: boolean): void {
     const undo: Undo = [];
+    // Which ids had a row before the chain: only those can still answer 'exists' if
+    // the chain fails (a row made inside the chain is undone with it).
+    const preexisting: boolean[] = [];
+    for (let k = first; k <= last; k += 1) preexisting.push(this.state.rows.has(items[k].id));
     const codes: TransferResultCode[] = [];
     let failedAt = -1;
     let failure: TransferResultCode = 'ok';
@@ -133,7 +137,7 @@ export class Engine {
       const before = codes[k - first];
       let code: TransferResultCode;
       if (k === failedAt) code = failure;
-      else if (before === 'exists') code = 'exists';
+      else if (before === 'exists' && preexisting[k - first]) code = 'exists';
       else code = 'linked_event_failed';
       this.out.results.push(code);
       const t = items[k];
@@ -242,8 +246,9 @@ export class Engine {
       }
       const dr = this.account(p.debit_account_id);
       const cr = this.account(p.credit_account_id);
-      const closing = (p.flags & (F.closing_debit | F.closing_credit)) !== 0;
-      if (!closing && (dr.closed || cr.closed)) return 'account_closed';
+      // A side closed by this very pending transfer may still be posted to; any other closed side may not.
+      if (dr.closed && (p.flags & F.closing_debit) === 0) return 'account_closed';
+      if (cr.closed && (p.flags & F.closing_credit) === 0) return 'account_closed';
       if (dr.debits_posted + amount > INT8_MAX || cr.credits_posted + amount > INT8_MAX) return 'overflows';
     } else if (t.amount !== null && t.amount !== p.amount) return 'pending_amount_mismatch';
     const status = post ? PENDING_STATUS.posted : PENDING_STATUS.voided;

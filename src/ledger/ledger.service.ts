@@ -147,6 +147,24 @@ export function createLedger(options: LedgerOptions) {
     for (const t of items) rowIds.add(t.id);
     for (const p of due) rowIds.add(p.id);
     const rows = new Map((await repo.findTransferRows(tx, [...rowIds])).map((r) => [r.id, r]));
+    // A pending transfer committed by another writer between the unlocked read above and
+    // the lock names accounts we have not locked: lock them too, then read those rows
+    // again (a pending transfer's accounts never change, so one more round suffices).
+    const missing = new Set<string>();
+    for (const id of rowIds) {
+      const row = rows.get(id);
+      if (!row || row.failure !== null || (row.flags & F.pending) === 0) continue;
+      for (const account of [row.debit_account_id, row.credit_account_id]) {
+        if (account && !accounts.has(account)) missing.add(account);
+      }
+    }
+    if (missing.size > 0) {
+      for (const a of await repo.lockAccounts(tx, [...missing].sort())) {
+        before.set(a.id, { ...a });
+        accounts.set(a.id, a);
+      }
+      for (const r of await repo.findTransferRows(tx, [...rowIds].filter((id) => rows.has(id)))) rows.set(r.id, r);
+    }
     const dueFresh = due.map((p) => rows.get(p.id)).filter((p): p is TransferRow => p !== undefined);
 
     const engine = new Engine({ accounts, rows }, nowNs);

@@ -1,10 +1,10 @@
 // Merchants and their apps: created by the CLI or the admin API, with an app secret
 // sealed at rest; the app cache serves signature checks without a query per request.
-import { randomBytes } from 'node:crypto';
+import { randomBytes, randomInt } from 'node:crypto';
+import { withRetry } from '../platform/retry.ts';
 import type { Database } from '../platform/db.ts';
 import { badRequest } from '../platform/errors.ts';
 import type { SecretBox } from '../platform/secrets.ts';
-import { businessNo } from '../platform/ids.ts';
 import * as repo from './payment.repo.ts';
 import { paymentErrors } from './payment.errors.ts';
 import { SIGN_TYPES, type SignType } from './sign.ts';
@@ -36,16 +36,20 @@ export function createMerchantService(deps: { db: Database; box: SecretBox }) {
     if (input.notifyUrl && !/^https?:\/\/\S+$/.test(input.notifyUrl)) throw badRequest('PARAM_INVALID', 'notifyUrl must be an http(s) URL');
     const signTypes = input.signTypes ?? [...SIGN_TYPES];
     for (const t of signTypes) if (!(SIGN_TYPES as readonly string[]).includes(t)) throw badRequest('PARAM_INVALID', `unknown signType ${t}; use ${SIGN_TYPES.join(', ')}`);
-    const mchNo = input.mchNo ?? businessNo('M').slice(0, 16);
     const appId = randomBytes(12).toString('hex');
     const appSecret = randomBytes(24).toString('base64url');
-    await db.kysely.transaction().execute(async (tx) => {
-      await repo.insertMerchant(tx, mchNo, name);
-      await repo.insertApp(tx, {
-        app_id: appId, mch_no: mchNo, name: `${name} 默认应用`, secret_sealed: box.seal(appSecret), sign_types: signTypes.join(','),
-        notify_url: input.notifyUrl ?? null, ip_allowlist: input.ipAllowlist?.join(',') ?? null,
+    // M + time in ms + 4 random digits (like Jeepay's M1621873433953); a clash draws again.
+    let mchNo = input.mchNo ?? '';
+    await withRetry(() => {
+      mchNo = input.mchNo ?? `M${Date.now()}${randomInt(0, 10_000).toString().padStart(4, '0')}`;
+      return db.kysely.transaction().execute(async (tx) => {
+        await repo.insertMerchant(tx, mchNo, name);
+        await repo.insertApp(tx, {
+          app_id: appId, mch_no: mchNo, name: `${name} 默认应用`, secret_sealed: box.seal(appSecret), sign_types: signTypes.join(','),
+          notify_url: input.notifyUrl ?? null, ip_allowlist: input.ipAllowlist?.join(',') ?? null,
+        });
       });
-    });
+    }, input.mchNo ? 1 : 4);
     return { mchNo, appId, appSecret };
   }
 
