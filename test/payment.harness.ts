@@ -7,6 +7,9 @@ import { openTestDb, type TestDb } from './helpers.ts';
 import { createPlatform, type Platform } from '../src/server.ts';
 import { loadConfig } from '../src/platform/config.ts';
 import { createSandbox, type Sandbox } from '../src/channel/sandbox/server.ts';
+import { createSandboxAdapter } from '../src/channel/sandbox/adapter.ts';
+import { SIGNATURE_HEADER, signBody, type SbNotification } from '../src/channel/sandbox/protocol.ts';
+import type { ChannelAdapter } from '../src/channel/contract.ts';
 import { sign, verify, type SignType } from '../src/payment/sign.ts';
 
 export const ADMIN_TOKEN = 'test-admin-token-0123456789';
@@ -39,6 +42,10 @@ export interface StackOptions {
   /** The sandbox's clock (statements are for days before "today"). */
   sandboxNow?: () => Date;
   background?: boolean;
+  /** Timeout of the platform's sandbox adapter (default: the adapter's own, 5000 ms). */
+  adapterTimeoutMs?: number;
+  /** More channel adapters after the sandbox's (which stays the default channel). */
+  extraAdapters?: ChannelAdapter[];
 }
 
 export async function startStack(options: StackOptions = {}): Promise<Stack> {
@@ -53,7 +60,10 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
     CUSTOS_NOTIFY_SCHEDULE_S: options.notifyScheduleS ?? '1,1,1', CUSTOS_REQ_TIME_WINDOW_S: options.reqTimeWindowS ?? '300',
     CUSTOS_POLL_INTERVAL_S: '3600',
   });
-  const platform = await createPlatform(config, { db: t.db });
+  const adapters = options.adapterTimeoutMs !== undefined || options.extraAdapters
+    ? [createSandboxAdapter({ baseUrl: sandboxUrl, key: SANDBOX_KEY, timeoutMs: options.adapterTimeoutMs }), ...(options.extraAdapters ?? [])]
+    : undefined;
+  const platform = await createPlatform(config, { db: t.db, adapters });
   await platform.app.listen({ port, host: '127.0.0.1' });
   const stopBackground = options.background === false ? () => {} : await platform.startBackground();
   return {
@@ -140,3 +150,22 @@ export async function waitFor<T>(what: string, probe: () => Promise<T | null | u
 export const order = (mchOrderNo: string, extra: Record<string, unknown> = {}) => ({
   mchOrderNo, wayCode: 'WX_NATIVE', amount: 10000, currency: 'cny', subject: '2026年11月物业费', body: '1幢2单元301 物业费', ...extra,
 });
+
+/** Calls the sandbox channel's signed API directly (as the platform's adapter would). */
+export async function sandboxApi(stack: Stack, method: 'GET' | 'POST', path: string, body?: unknown): Promise<{ status: number; data: Record<string, unknown> }> {
+  const text = body === undefined ? '' : JSON.stringify(body);
+  const res = await fetch(stack.sandboxUrl + path, {
+    method, body: method === 'GET' ? undefined : text,
+    headers: { 'content-type': 'application/json', [SIGNATURE_HEADER]: signBody(SANDBOX_KEY, text) },
+  });
+  return { status: res.status, data: (await res.json()) as Record<string, unknown> };
+}
+
+/** Sends a channel notification signed with the sandbox key to the platform, as the sandbox channel would. */
+export async function sendChannelNotification(stack: Stack, n: SbNotification, ifCode = 'sandbox'): Promise<{ status: number; text: string }> {
+  const text = JSON.stringify(n);
+  const res = await fetch(`${stack.url}/api/channel/notify/${ifCode}`, {
+    method: 'POST', body: text, headers: { 'content-type': 'application/json', [SIGNATURE_HEADER]: signBody(SANDBOX_KEY, text) },
+  });
+  return { status: res.status, text: await res.text() };
+}

@@ -7,7 +7,7 @@ import type { Database, Tx } from '../platform/db.ts';
 import { notFound } from '../platform/errors.ts';
 import { withRetry } from '../platform/retry.ts';
 import { Engine } from './engine.ts';
-import { GroupCommit } from './group-commit.ts';
+import { GroupCommit } from '../platform/group-commit.ts';
 import * as repo from './ledger.repo.ts';
 import {
   ACCOUNT_FLAGS,
@@ -64,7 +64,7 @@ export function createLedger(options: LedgerOptions) {
 
   const runBatch = (items: TransferInput[], segmentEnds: number[]) =>
     withRetry(() => db.kysely.transaction().execute((tx) => applyInTransaction(tx, items, segmentEnds, clock.nowNs())));
-  const groupCommit = new GroupCommit(runBatch, batchMax, concurrency);
+  const groupCommit = new GroupCommit<TransferInput, TransferResultCode>(runBatch, batchMax, concurrency);
 
   async function createAccounts(inputs: AccountInput[]): Promise<AccountResultCode[]> {
     assert(inputs.length <= BATCH_MAX, 'account batch within limit');

@@ -6,13 +6,15 @@ import { createHash } from 'node:crypto';
 import type { Database, Tx } from '../platform/db.ts';
 import { businessNo } from '../platform/ids.ts';
 import { ChannelUnavailable, type ChannelAdapter, type ChannelOrderState } from '../channel/contract.ts';
-import { canonicalString } from './sign.ts';
 import * as repo from './payment.repo.ts';
 import { paymentErrors } from './payment.errors.ts';
 import type { Channels } from './channels.ts';
 import type { Postings } from './postings.ts';
 import type { NotifyService } from './notify.service.ts';
 import { PAY_STATE } from './types.ts';
+import { GroupCommit } from '../platform/group-commit.ts';
+
+const ORDER_INSERT_BATCH_MAX = 512;
 
 export interface UnifiedOrderInput {
   mchNo: string; appId: string; mchOrderNo: string; wayCode: string; amount: bigint; currency: string; subject: string;
@@ -31,8 +33,9 @@ export interface OrderDeps {
 
 export type PaySource = 'notify' | 'poll' | 'close' | 'query' | 'recon' | 'cashier';
 
+/** A fingerprint of a request's business fields (the callers build them in a fixed order). */
 export function requestHash(fields: Record<string, unknown>): string {
-  return createHash('sha256').update(canonicalString(fields)).digest('hex');
+  return createHash('sha256').update(JSON.stringify(fields)).digest('hex');
 }
 
 export function payOrderParams(o: repo.PayOrderRow): Record<string, unknown> {
@@ -49,32 +52,33 @@ export type OrderService = ReturnType<typeof createOrderService>;
 
 export function createOrderService(deps: OrderDeps) {
   const { db, channels, postings, notify } = deps;
+  // New orders from concurrent requests share one INSERT and one commit.
+  const inserts = new GroupCommit<repo.NewPayOrder, repo.PayOrderRow | null>(async (items) => {
+    const rows = new Map((await repo.insertPayOrders(db.kysely, items)).map((r) => [r.pay_order_id, r]));
+    return items.map((o) => rows.get(o.pay_order_id) ?? null);
+  }, ORDER_INSERT_BATCH_MAX, db.kind === 'pglite' ? 1 : 4);
   const channelNotifyUrl = (ifCode: string) => `${deps.publicUrl}/api/channel/notify/${ifCode}`;
 
   async function unifiedOrder(input: UnifiedOrderInput): Promise<repo.PayOrderRow> {
     const hash = requestHash({ ...input, amount: input.amount.toString() });
-    const route = await routeFor(input.mchNo, input.wayCode);
+    const cashier = input.wayCode === 'QR_CASHIER';
+    const route = cashier ? null : await routeFor(input.mchNo, input.wayCode);
     const payOrderId = businessNo('P');
-    const inserted = await repo.insertPayOrder(db.kysely, {
+    const [inserted] = await inserts.submit([{
       pay_order_id: payOrderId, mch_no: input.mchNo, app_id: input.appId, mch_order_no: input.mchOrderNo, way_code: input.wayCode,
-      if_code: input.wayCode === 'QR_CASHIER' ? null : route.ifCode, amount: input.amount, currency: input.currency,
+      if_code: route ? route.ifCode : null, amount: input.amount, currency: input.currency,
       subject: input.subject, body: input.body, client_ip: input.clientIp, notify_url: input.notifyUrl, return_url: input.returnUrl,
       channel_extra: input.channelExtra, ext_param: input.extParam, division_mode: input.divisionMode, state: PAY_STATE.created,
       request_hash: hash, expired_at: new Date(Date.now() + input.expiredTime * 1000),
-    });
-    const order = inserted ? await repo.findPayOrder(db.kysely, payOrderId) : await repo.findPayOrderByMchOrderNo(db.kysely, input.mchNo, input.mchOrderNo);
+      // The H5 cashier needs no channel yet: its pay page is ours.
+      pay_data_type: cashier ? 'payUrl' : null, pay_data: cashier ? `${deps.publicUrl}/cashier/${payOrderId}` : null,
+    }]);
+    const order = inserted ?? (await repo.findPayOrderByMchOrderNo(db.kysely, input.mchNo, input.mchOrderNo));
     if (!order) throw new Error(`order ${input.mchOrderNo} vanished after insert`);
     if (!inserted && order.request_hash !== hash) {
       throw paymentErrors.duplicateOrderNo(`商户订单号已存在且参数不同 / mchOrderNo ${input.mchOrderNo} was already used with different parameters (amount, wayCode, subject…); use a new mchOrderNo`);
     }
-    if (order.state !== PAY_STATE.created) return order;
-    if (order.way_code === 'QR_CASHIER') {
-      const payData = `${deps.publicUrl}/cashier/${order.pay_order_id}`;
-      if (order.pay_data !== payData) {
-        await repo.updatePayOrder(db.kysely, order.pay_order_id, { pay_data_type: 'payUrl', pay_data: payData });
-      }
-      return { ...order, pay_data_type: 'payUrl', pay_data: payData };
-    }
+    if (order.state !== PAY_STATE.created || route === null) return order;
     return createAtChannel(order, route);
   }
 

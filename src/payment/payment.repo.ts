@@ -92,18 +92,27 @@ export async function findRoute(q: Q, mchNo: string, wayCode: string): Promise<R
 // --- pay orders ---------------------------------------------------------------------
 
 export type NewPayOrder = Omit<PayOrderRow, 'refund_amount' | 'refund_times' | 'division_state' | 'recovered_by' | 'success_at' |
-  'created_at' | 'updated_at' | 'close_reason' | 'pay_data_type' | 'pay_data' | 'channel_order_no' | 'channel_user' | 'err_code' | 'err_msg'>;
+  'created_at' | 'updated_at' | 'close_reason' | 'channel_order_no' | 'channel_user' | 'err_code' | 'err_msg'>;
 
-/** Inserts unless (mch_no, mch_order_no) exists; true when this call inserted it. */
-export async function insertPayOrder(q: Q, o: NewPayOrder): Promise<boolean> {
-  const r = await sql<{ pay_order_id: string }>`
+/**
+ * Inserts many new orders in one statement (group commit of unified orders); returns
+ * the rows it inserted. An order whose (mch_no, mch_order_no) exists is skipped.
+ */
+export async function insertPayOrders(q: Q, orders: NewPayOrder[]): Promise<PayOrderRow[]> {
+  if (orders.length === 0) return [];
+  const col = <T>(pick: (o: NewPayOrder) => T) => orders.map(pick);
+  const r = await sql<PayOrderRow>`
     INSERT INTO pay_orders (pay_order_id, mch_no, app_id, mch_order_no, way_code, if_code, amount, currency, subject, body,
-      client_ip, notify_url, return_url, channel_extra, ext_param, division_mode, state, request_hash, expired_at)
-    VALUES (${o.pay_order_id}, ${o.mch_no}, ${o.app_id}, ${o.mch_order_no}, ${o.way_code}, ${o.if_code}, ${o.amount.toString()}::int8,
-      ${o.currency}, ${o.subject}, ${o.body}, ${o.client_ip}, ${o.notify_url}, ${o.return_url}, ${o.channel_extra}, ${o.ext_param},
-      ${o.division_mode}, ${o.state}, ${o.request_hash}, ${o.expired_at})
-    ON CONFLICT (mch_no, mch_order_no) DO NOTHING RETURNING pay_order_id`.execute(q);
-  return r.rows.length === 1;
+      client_ip, notify_url, return_url, channel_extra, ext_param, division_mode, state, request_hash, expired_at, pay_data_type, pay_data)
+    SELECT * FROM unnest(${col((o) => o.pay_order_id)}::text[], ${col((o) => o.mch_no)}::text[], ${col((o) => o.app_id)}::text[],
+      ${col((o) => o.mch_order_no)}::text[], ${col((o) => o.way_code)}::text[], ${col((o) => o.if_code)}::text[],
+      ${col((o) => o.amount.toString())}::int8[], ${col((o) => o.currency)}::text[], ${col((o) => o.subject)}::text[],
+      ${col((o) => o.body)}::text[], ${col((o) => o.client_ip)}::text[], ${col((o) => o.notify_url)}::text[],
+      ${col((o) => o.return_url)}::text[], ${col((o) => o.channel_extra)}::text[], ${col((o) => o.ext_param)}::text[],
+      ${col((o) => o.division_mode)}::int2[], ${col((o) => o.state)}::int2[], ${col((o) => o.request_hash)}::text[],
+      ${col((o) => o.expired_at.toISOString())}::timestamptz[], ${col((o) => o.pay_data_type)}::text[], ${col((o) => o.pay_data)}::text[])
+    ON CONFLICT (mch_no, mch_order_no) DO NOTHING RETURNING *`.execute(q);
+  return r.rows;
 }
 
 export async function findPayOrder(q: Q, payOrderId: string, forUpdate = false): Promise<PayOrderRow | null> {

@@ -30,6 +30,7 @@ export function compareCaseInsensitive(a: string, b: string): number {
 }
 
 function foldCase(code: number): number {
+  if (code < 128) return code >= 65 && code <= 90 ? code + 32 : code; // ASCII: the common case, no strings made
   const upper = String.fromCharCode(code).toUpperCase();
   const u = upper.length === 1 ? upper.charCodeAt(0) : code;
   const lower = String.fromCharCode(u).toLowerCase();

@@ -130,6 +130,10 @@ export function wechatBill(input: StatementInput, billType: 'ALL' | 'SUCCESS' | 
 const ALIPAY_DETAIL_HEADER = '支付宝交易号,商户订单号,业务类型,商品名称,创建时间,完成时间,门店编号,门店名称,操作员,终端号,对方账户,订单金额（元）,商家实收（元）,支付宝红包（元）,集分宝（元）,支付宝优惠（元）,商家优惠（元）,券核销金额（元）,券名称,商家红包消费金额（元）,卡消费金额（元）,退款批次号/请求号,服务费（元）,分润（元）,备注';
 const ALIPAY_SUMMARY_HEADER = '门店编号,门店名称,交易订单总笔数,退款订单总笔数,订单金额（元）,商家实收（元）,支付宝优惠（元）,商家优惠（元）,卡消费金额（元）,服务费（元）,分润（元）,实收净额（元）';
 
+// A free-text field (商品名称, 对方账户) in a comma-separated row: a comma, quote or line
+// break in it would shift every later column, so it becomes a space (like WeChat's tick).
+const field = (text: string) => text.replace(/[,"\r\n]/g, ' ');
+
 function cnDate(at: Date): string {
   const t = cstDateTime(at);
   return `${t.slice(0, 4)}年${t.slice(5, 7)}月${t.slice(8, 10)}日 ${t.slice(11)}`;
@@ -155,15 +159,15 @@ export function alipayBill(input: StatementInput, exportedAt: Date = new Date())
     const fee = applyRate(p.amountFen, input.feeRate);
     payTotal += p.amountFen;
     payFee += fee;
-    lines.push([`${p.tradeNo}\t`, `${p.outTradeNo}\t`, '交易', p.subject, cstDateTime(p.createdAt), cstDateTime(p.successAt), '', '', '', '',
-      p.payer ? `${p.payer.slice(0, 3)}***` : '', fenToYuan(p.amountFen), fenToYuan(p.amountFen), '0.00', '0.00', '0.00', '0.00', '0.00', '',
+    lines.push([`${p.tradeNo}\t`, `${p.outTradeNo}\t`, '交易', field(p.subject), cstDateTime(p.createdAt), cstDateTime(p.successAt), '', '', '', '',
+      p.payer ? field(`${p.payer.slice(0, 3)}***`) : '', fenToYuan(p.amountFen), fenToYuan(p.amountFen), '0.00', '0.00', '0.00', '0.00', '0.00', '',
       '0.00', '0.00', '', fenToYuan(-fee), '0.00', ''].join(','));
   }
   for (const r of refunds) {
     const fee = applyRate(r.amountFen, input.feeRate);
     refundTotal += r.amountFen;
     refundFee += fee;
-    lines.push([`${r.tradeNo}\t`, `${r.outTradeNo}\t`, '退款', r.subject, cstDateTime(r.requestedAt), cstDateTime(r.successAt), '', '', '', '',
+    lines.push([`${r.tradeNo}\t`, `${r.outTradeNo}\t`, '退款', field(r.subject), cstDateTime(r.requestedAt), cstDateTime(r.successAt), '', '', '', '',
       '', fenToYuan(-r.amountFen), fenToYuan(-r.amountFen), '0.00', '0.00', '0.00', '0.00', '0.00', '', '0.00', '0.00', `${r.outRefundNo}\t`,
       fenToYuan(fee), '0.00', ''].join(','));
   }

@@ -1,40 +1,41 @@
-// Group commit: concurrent callers' transfers are gathered into one database
-// transaction (up to BATCH_MAX transfers), applied in arrival order, and each caller
-// gets back its own results. While a batch commits, the next one fills up, so a hot
-// account costs one lock round trip per batch instead of one per transfer.
-import { assert } from '../platform/assert.ts';
-import type { TransferInput, TransferResultCode } from './types.ts';
+// Group commit: concurrent callers' items are gathered into one database transaction
+// (up to batchMax items), handled in arrival order, and each caller gets back its own
+// results. While a batch commits, the next one fills up, so a hot row or a commit's
+// WAL flush is paid once per batch instead of once per item. The ledger uses it for
+// transfers, the payment center for new orders.
+import { assert } from './assert.ts';
 
-interface Request {
-  items: TransferInput[];
-  resolve: (results: TransferResultCode[]) => void;
+interface Request<I, R> {
+  items: I[];
+  resolve: (results: R[]) => void;
   reject: (error: unknown) => void;
 }
 
-export type BatchRunner = (items: TransferInput[], segmentEnds: number[]) => Promise<TransferResultCode[]>;
+/** Runs one batch; segmentEnds are the exclusive end indexes of each caller's items. */
+export type BatchRunner<I, R> = (items: I[], segmentEnds: number[]) => Promise<R[]>;
 
 export interface GroupCommitStats {
   batches: number;
-  transfers: number;
+  items: number;
 }
 
-export class GroupCommit {
-  private readonly run: BatchRunner;
+export class GroupCommit<I, R> {
+  private readonly run: BatchRunner<I, R>;
   private readonly batchMax: number;
   private readonly concurrency: number;
-  private readonly queue: Request[] = [];
+  private readonly queue: Request<I, R>[] = [];
   private queueHead = 0;
   private inFlight = 0;
-  readonly stats: GroupCommitStats = { batches: 0, transfers: 0 };
+  readonly stats: GroupCommitStats = { batches: 0, items: 0 };
 
-  constructor(run: BatchRunner, batchMax: number, concurrency: number) {
+  constructor(run: BatchRunner<I, R>, batchMax: number, concurrency: number) {
     assert(batchMax >= 1 && concurrency >= 1, 'group commit limits are positive');
     this.run = run;
     this.batchMax = batchMax;
     this.concurrency = concurrency;
   }
 
-  submit(items: TransferInput[]): Promise<TransferResultCode[]> {
+  submit(items: I[]): Promise<R[]> {
     assert(items.length >= 1 && items.length <= this.batchMax, 'a request fits in one batch');
     return new Promise((resolve, reject) => {
       this.queue.push({ items, resolve, reject });
@@ -57,8 +58,8 @@ export class GroupCommit {
     }
   }
 
-  private take(): Request[] {
-    const batch: Request[] = [];
+  private take(): Request<I, R>[] {
+    const batch: Request<I, R>[] = [];
     let count = 0;
     while (this.queueHead < this.queue.length) {
       const next = this.queue[this.queueHead];
@@ -74,8 +75,8 @@ export class GroupCommit {
     return batch;
   }
 
-  private async execute(batch: Request[]): Promise<void> {
-    const items: TransferInput[] = [];
+  private async execute(batch: Request<I, R>[]): Promise<void> {
+    const items: I[] = [];
     const segmentEnds: number[] = [];
     for (const request of batch) {
       for (const item of request.items) items.push(item);
@@ -83,9 +84,9 @@ export class GroupCommit {
     }
     try {
       const results = await this.run(items, segmentEnds);
-      assert(results.length === items.length, 'one result per transfer');
+      assert(results.length === items.length, 'one result per item');
       this.stats.batches += 1;
-      this.stats.transfers += items.length;
+      this.stats.items += items.length;
       let start = 0;
       for (let i = 0; i < batch.length; i += 1) {
         batch[i].resolve(results.slice(start, segmentEnds[i]));
