@@ -20,7 +20,7 @@ CREATE TABLE ledger_accounts (
   version          int8 NOT NULL DEFAULT 0,
   closed           boolean NOT NULL DEFAULT false,
   ts               int8 NOT NULL
-);
+) WITH (fillfactor = 70); -- room on each page for HOT updates: balances change on every transfer
 CREATE INDEX ledger_accounts_ref ON ledger_accounts (ref) WHERE ref IS NOT NULL;
 
 CREATE TABLE ledger_transfers (

@@ -21,7 +21,7 @@ const USAGE = `custos — 资金监管支付清结算平台 / Custos
   custos sandbox                    只运行沙箱渠道 / run the sandbox channel alone (CUSTOS_SANDBOX_PORT)
   custos sandbox pay|fail|cancel PAY_ORDER_ID
                                     模拟付款人 / act as the payer in the sandbox
-  custos bench ledger [--quick] [--db postgres|pglite|both] [--workload hot|spread|both]
+  custos bench ledger|api [--quick] [--db postgres|pglite|both]
   custos help
 
 Configuration is read from the environment: see README "Configuration".`;
@@ -77,6 +77,7 @@ async function serve(): Promise<number> {
   const platform = await createPlatform(config);
   const stop = await platform.startBackground();
   const address = await platform.app.listen({ port: config.port, host: config.host });
+  const demo = config.demo && config.dataDir && !config.databaseUrl ? await (await import('./demo.ts')).seedDemo(platform, config.dataDir) : null;
   const where = config.databaseUrl ? 'PostgreSQL' : config.dataDir ? `PGlite (${config.dataDir})` : 'PGlite (memory)';
   process.stdout.write(
     [
@@ -87,6 +88,10 @@ async function serve(): Promise<number> {
       sandbox ? `  沙箱渠道 / sandbox channel: ${sandbox.url} (payer pages, statements, faults)` : `  渠道 / channel: ${config.sandboxUrl}`,
       `  管理令牌 / admin token${platform.adminTokenFile ? ` (saved in ${platform.adminTokenFile})` : ''}: ${platform.adminToken}`,
       `  试一试 / try: curl -H "Authorization: Bearer ${platform.adminToken}" ${address}/v1/ledger/verify`,
+      ...(demo ? [
+        `  演示商户 / demo merchant: mchNo ${demo.mchNo}, appId ${demo.appId}, appSecret ${demo.appSecret}`,
+        `  演示订单，手机打开即可支付 / a demo property-fee order to pay: ${demo.cashierUrl}`,
+      ] : []),
       '',
     ].join('\n'),
   );
@@ -279,7 +284,7 @@ async function adminCall(config: ReturnType<typeof loadConfig>, url: string, met
 
 async function benchCommand(argv: string[]): Promise<number> {
   const [name, ...rest] = argv;
-  if (name !== 'ledger') throw new UsageError(`unknown benchmark "${name ?? ''}"; available: ledger`);
-  const { benchLedger } = await import('../bench/ledger.ts');
-  return benchLedger(rest);
+  if (name === 'ledger') return (await import('../bench/ledger.ts')).benchLedger(rest);
+  if (name === 'api') return (await import('../bench/api.ts')).benchApi(rest);
+  throw new UsageError(`unknown benchmark "${name ?? ''}"; available: ledger, api`);
 }

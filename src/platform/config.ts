@@ -25,6 +25,8 @@ export interface Config {
   /** Seconds between notification attempts; null = WeChat Pay's ~24 h schedule. */
   readonly notifyScheduleS: number[] | null;
   readonly pollIntervalS: number;
+  /** Seed demo data on `custos serve` with the embedded database. */
+  readonly demo: boolean;
 }
 
 export class ConfigError extends Error {}
@@ -68,5 +70,6 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     reqTimeWindowS: intFromEnv(env, 'CUSTOS_REQ_TIME_WINDOW_S', 300, 1, 86400),
     notifyScheduleS: schedule ? schedule.split(',').map(Number) : null,
     pollIntervalS: intFromEnv(env, 'CUSTOS_POLL_INTERVAL_S', 15, 1, 3600),
+    demo: (env.CUSTOS_DEMO ?? 'on') !== 'off',
   };
 }

@@ -48,6 +48,6 @@ export function claimDataDir(dataDir: string | null, url: string): () => void {
 export function assertNoServer(dataDir: string | null, what: string): void {
   const other = runningServer(dataDir);
   if (other) {
-    throw new DataDirBusy(`Custos 正在运行（pid ${other.pid}，${other.url}），嵌入式数据库不能同时打开；${what} / the embedded database is in use by the running server: ${what}`);
+    throw new DataDirBusy(`嵌入式数据库正被运行中的 Custos 使用 / the embedded database is in use by the running server (pid ${other.pid}, ${other.url}): ${what}`);
   }
 }
