@@ -405,6 +405,7 @@ export function createSandbox(options: SandboxOptions): Sandbox {
       return {
         outRefundNo: r.outNo, refundNo: r.channelNo, outTradeNo: o.outTradeNo, tradeNo: o.tradeNo, amountFen: BigInt(r.amount),
         subject: o.subject, requestedAt: new Date(r.createdAt), successAt: new Date(r.successAt as string),
+        wayCode: o.wayCode, payer: o.payer,
       };
     });
     return { billDate, feeRate, payments, refunds };

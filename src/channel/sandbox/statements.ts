@@ -26,6 +26,9 @@ export interface StatementRefund {
   subject: string;
   requestedAt: Date;
   successAt: Date;
+  /** The original payment's way and payer: refund rows repeat them. */
+  wayCode?: string;
+  payer?: string | null;
 }
 
 export interface StatementInput {
@@ -109,7 +112,7 @@ export function wechatBill(input: StatementInput, billType: 'ALL' | 'SUCCESS' | 
       fees += fee;
       emit({
         交易时间: cstDateTime(r.requestedAt), 公众账号ID: WECHAT_APP_ID, 商户号: WECHAT_MCH_ID, 特约商户号: '0', 设备号: '',
-        微信订单号: r.tradeNo, 商户订单号: r.outTradeNo, 用户标识: '', 交易类型: 'NATIVE', 交易状态: 'REFUND', 付款银行: 'OTHERS',
+        微信订单号: r.tradeNo, 商户订单号: r.outTradeNo, 用户标识: r.payer ?? '', 交易类型: WAY_TO_WECHAT_TYPE[r.wayCode ?? ''] ?? 'NATIVE', 交易状态: 'REFUND', 付款银行: 'OTHERS',
         货币种类: 'CNY', 应结订单金额: '0.00', 代金券金额: '0.00', 退款申请时间: cstDateTime(r.requestedAt),
         退款成功时间: cstDateTime(r.successAt), 微信退款单号: r.refundNo, 商户退款单号: r.outRefundNo,
         退款金额: fenToYuan(r.amountFen), 充值券退款金额: '0.00', 退款类型: 'ORIGINAL', 退款状态: 'SUCCESS', 商品名称: r.subject,
