@@ -204,10 +204,38 @@ test('200 identical payouts at once: one transfer, one hold, posted once', LIMIT
 
 test('200 different payouts at once never take more than the balance', LIMIT, async () => {
   const { m } = await paidMerchant('并发多笔转账物业', 'conc-fund-2', 10000);
-  const bodies = Array.from({ length: 200 }, (_, i) => signed(m, { mchOrderNo: `conc-out-2-${i}`, entryType: 'BANK_CARD', amount: 100, currency: 'cny', accountNo: '6222020200001234567', transferDesc: '维修工程款' }));
+  // Settled by polling after the burst (the next test covers settling during the burst).
+  stack.sandbox.faults.notifyDrop = true;
+  try {
+    const bodies = Array.from({ length: 200 }, (_, i) => signed(m, { mchOrderNo: `conc-out-2-${i}`, entryType: 'BANK_CARD', amount: 100, currency: 'cny', accountNo: '6222020200001234567', transferDesc: '维修工程款' }));
+    const answers = await burst(m, '/api/transferOrder', bodies);
+    assert.deepEqual(statusesOf(answers), { 200: 100, '409 BALANCE_INSUFFICIENT': 100 }, 'exactly the balance: 100 × 1.00');
+    assert.equal(await count(sql<{ n: number }>`SELECT count(*)::int4 AS n FROM pay_transfers WHERE mch_no = ${m.mchNo}`), 100, 'a refused payout leaves no row');
+    let account = await stack.platform.ledger.getAccount(`mch:${m.mchNo}:pending`);
+    assert.equal(account.debits_pending, 10000n, 'all of the balance is held');
+    await stack.sandbox.flush();
+    await waitFor('payouts settled by polling', async () => {
+      await stack.platform.payment.poll(0);
+      return (await count(sql<{ n: number }>`SELECT count(*)::int4 AS n FROM pay_transfers WHERE mch_no = ${m.mchNo} AND state = 2`)) === 100;
+    }, 30_000);
+    account = await stack.platform.ledger.getAccount(`mch:${m.mchNo}:pending`);
+    assert.equal(account.debits_posted, 10000n);
+    assert.equal(account.debits_pending, 0n);
+    await assertBalanced();
+  } finally {
+    stack.sandbox.faults.notifyDrop = false;
+  }
+});
+
+// Regression: account creation used to take ledger_clock before the account locks while
+// settlement took them the other way round, so a payout created while another of the same
+// merchant settled could deadlock (40P01 → 500). One lock order now, and payment
+// transactions retry a detected deadlock.
+test('200 different payouts at once while earlier ones settle: none fails with 500', LIMIT, async () => {
+  const { m } = await paidMerchant('并发结算转账物业', 'conc-fund-3', 10000);
+  const bodies = Array.from({ length: 200 }, (_, i) => signed(m, { mchOrderNo: `conc-out-3-${i}`, entryType: 'BANK_CARD', amount: 100, currency: 'cny', accountNo: '6222020200001234567', transferDesc: '维修工程款' }));
   const answers = await burst(m, '/api/transferOrder', bodies);
-  assert.deepEqual(statusesOf(answers), { 200: 100, '409 BALANCE_INSUFFICIENT': 100 }, 'exactly the balance: 100 × 1.00');
-  assert.equal(await count(sql<{ n: number }>`SELECT count(*)::int4 AS n FROM pay_transfers WHERE mch_no = ${m.mchNo}`), 100, 'a refused payout leaves no row');
+  assert.deepEqual(statusesOf(answers), { 200: 100, '409 BALANCE_INSUFFICIENT': 100 });
   await waitFor('payouts settled', async () => (await count(sql<{ n: number }>`SELECT count(*)::int4 AS n FROM pay_transfers WHERE mch_no = ${m.mchNo} AND state = 2`)) === 100, 30_000);
   const account = await stack.platform.ledger.getAccount(`mch:${m.mchNo}:pending`);
   assert.equal(account.debits_posted, 10000n);

@@ -85,8 +85,10 @@ export function createLedger(options: LedgerOptions) {
         results[i] = 'exists'; // decided below against the first with the same id
       }
     });
-    const ts = await repo.reserveTimestamps(tx, 1, clock.nowNs());
-    const inserted = await repo.insertAccounts(tx, toInsert, ts);
+    // No ledger_clock here: account creation runs inside callers' transactions that then
+    // post transfers (which lock accounts, then the clock); taking the clock first here
+    // would invert that order and deadlock. An account's ts only needs to precede its entries.
+    const inserted = await repo.insertAccounts(tx, toInsert, clock.nowNs());
     const notInserted = toInsert.filter((a) => !inserted.has(a.id)).map((a) => a.id);
     const stored = new Map((await repo.findAccounts(tx, notInserted)).map((a) => [a.id, a]));
     inputs.forEach((a, i) => {

@@ -2,7 +2,7 @@
 // Each receiver's share is amount × profit rounded down, so the shares never exceed
 // what is left after refunds and earlier divisions; the postings are one linked
 // chain (all or nothing) in the same transaction as the division rows.
-import type { Database } from '../platform/db.ts';
+import { transact, type Database } from '../platform/db.ts';
 import { applyRate, isRate } from '../platform/money.ts';
 import { businessNo } from '../platform/ids.ts';
 import * as repo from './payment.repo.ts';
@@ -51,7 +51,7 @@ export function createDivisionService(deps: { db: Database; postings: Postings }
     }
     if (chosen.length === 0) throw paymentErrors.invalidParam('没有分账接收方 / no receivers: bind some or pass receivers');
 
-    return db.kysely.transaction().execute(async (tx) => {
+    return transact(db, async (tx) => {
       const order = req.payOrderId ? await repo.findPayOrder(tx, req.payOrderId, true)
         : await repo.findPayOrderByMchOrderNo(tx, req.mchNo, req.mchOrderNo as string).then((o) => (o ? repo.findPayOrder(tx, o.pay_order_id, true) : null));
       if (!order || order.mch_no !== req.mchNo) throw paymentErrors.orderNotFound(`订单不存在 / no order ${req.payOrderId ?? req.mchOrderNo}`);

@@ -4,7 +4,7 @@
 // schedule of about 24 hours (WeChat Pay's), then marked failed. Every attempt is
 // recorded; an operator can resend. A sweeper re-enqueues any notification whose job
 // was lost, so none is forgotten.
-import type { Database, Tx } from '../platform/db.ts';
+import { transact, type Database, type Tx } from '../platform/db.ts';
 import type { Jobs } from '../platform/jobs.ts';
 import { notFound } from '../platform/errors.ts';
 import * as repo from './payment.repo.ts';
@@ -67,7 +67,7 @@ export function createNotifyService(options: NotifyOptions) {
       error = (e as Error).name === 'TimeoutError' ? `timeout after ${timeoutMs} ms` : (e as Error).message;
     }
     const delivered = status === 200 && answer.trim().toLowerCase() === 'success';
-    await db.kysely.transaction().execute(async (tx) => {
+    await transact(db, async (tx) => {
       const current = await repo.findNotification(tx, id, true);
       if (!current || current.state !== 0) return;
       const attempt = current.attempts + 1;
@@ -92,7 +92,7 @@ export function createNotifyService(options: NotifyOptions) {
 
   /** Operator resend: back to pending, one attempt now (the schedule starts again). */
   async function resend(id: bigint): Promise<repo.NotificationRow> {
-    return db.kysely.transaction().execute(async (tx) => {
+    return transact(db, async (tx) => {
       const n = await repo.findNotification(tx, id, true);
       if (!n) throw notFound('NOTIFICATION_NOT_FOUND', `通知不存在 / no notification ${id}`);
       await repo.updateNotification(tx, id, { state: 0, attempts: 0, next_at: new Date() });

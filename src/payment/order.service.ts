@@ -3,7 +3,7 @@
 // reconciliation) goes through: lock the order, post to the ledger, change state,
 // queue the merchant's notification — one transaction, exactly once.
 import { createHash } from 'node:crypto';
-import type { Database, Tx } from '../platform/db.ts';
+import { transact, type Database, type Tx } from '../platform/db.ts';
 import { businessNo } from '../platform/ids.ts';
 import { ChannelUnavailable, type ChannelAdapter, type ChannelOrderState } from '../channel/contract.ts';
 import * as repo from './payment.repo.ts';
@@ -109,7 +109,7 @@ export function createOrderService(deps: OrderDeps) {
       err_code: result.errCode, err_msg: result.errMsg,
     };
     if (result.status === 'failed') {
-      return db.kysely.transaction().execute(async (tx) => {
+      return transact(db, async (tx) => {
         const locked = await repo.findPayOrder(tx, order.pay_order_id, true);
         if (!locked || locked.state !== PAY_STATE.created) return locked ?? order;
         await repo.updatePayOrder(tx, order.pay_order_id, { ...fields, state: PAY_STATE.failed });
@@ -118,7 +118,7 @@ export function createOrderService(deps: OrderDeps) {
         return failed;
       });
     }
-    await db.kysely.transaction().execute(async (tx) => {
+    await transact(db, async (tx) => {
       const locked = await repo.findPayOrder(tx, order.pay_order_id, true);
       if (locked && locked.state === PAY_STATE.created) await repo.updatePayOrder(tx, order.pay_order_id, { ...fields, state: PAY_STATE.paying, way_code: wayCode === order.way_code ? undefined : order.way_code });
     });
@@ -162,7 +162,7 @@ export function createOrderService(deps: OrderDeps) {
       }
       if (state.status === 'success') return markPaid(order.pay_order_id, state, 'close');
     }
-    return db.kysely.transaction().execute(async (tx) => {
+    return transact(db, async (tx) => {
       const locked = await repo.findPayOrder(tx, order.pay_order_id, true);
       if (!locked || (locked.state !== PAY_STATE.created && locked.state !== PAY_STATE.paying)) return locked ?? order;
       const msg = reason === 'expired' ? '订单超时关闭 / expired' : '商户关单 / closed by merchant';
@@ -177,7 +177,7 @@ export function createOrderService(deps: OrderDeps) {
    * ledger posting and notification in the same transaction.
    */
   async function markPaid(payOrderId: string, state: Pick<ChannelOrderState, 'channelOrderNo' | 'amountFen' | 'successAt' | 'channelUser'> & { status: string }, source: PaySource): Promise<repo.PayOrderRow> {
-    return db.kysely.transaction().execute(async (tx) => {
+    return transact(db, async (tx) => {
       const order = await repo.findPayOrder(tx, payOrderId, true);
       if (!order) throw paymentErrors.orderNotFound(`no order ${payOrderId}`);
       if (order.state === PAY_STATE.success || order.state === PAY_STATE.refunded) return order;
@@ -203,7 +203,7 @@ export function createOrderService(deps: OrderDeps) {
   }
 
   async function markFailed(payOrderId: string, errCode: string, errMsg: string | null): Promise<void> {
-    await db.kysely.transaction().execute(async (tx) => {
+    await transact(db, async (tx) => {
       const order = await repo.findPayOrder(tx, payOrderId, true);
       if (!order || (order.state !== PAY_STATE.created && order.state !== PAY_STATE.paying)) return;
       await repo.updatePayOrder(tx, payOrderId, { state: PAY_STATE.failed, err_code: errCode, err_msg: errMsg });

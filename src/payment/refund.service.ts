@@ -1,7 +1,7 @@
 // Refunds (退款): partial and repeated, never above what was paid. Creating a refund
 // holds its amount on the merchant's pending account (a pending ledger transfer) in
 // the same transaction as the refund row; the channel's answer posts or voids it.
-import type { Database, Tx } from '../platform/db.ts';
+import { transact, type Database, type Tx } from '../platform/db.ts';
 import { businessNo } from '../platform/ids.ts';
 import { ChannelUnavailable, type ChannelAsyncState } from '../channel/contract.ts';
 import * as repo from './payment.repo.ts';
@@ -36,7 +36,7 @@ export function createRefundService(deps: { db: Database; channels: Channels; po
     const existing = await repo.findRefundByMchRefundNo(db.kysely, input.mchNo, input.mchRefundNo);
     if (existing) return sameOrConflict(existing, hash);
     const refundOrderId = businessNo('R');
-    const created = await db.kysely.transaction().execute(async (tx) => {
+    const created = await transact(db, async (tx) => {
       const order = input.payOrderId ? await repo.findPayOrder(tx, input.payOrderId, true)
         : await lockByMchOrderNo(tx, input.mchNo, input.mchOrderNo as string);
       if (!order || order.mch_no !== input.mchNo) throw paymentErrors.orderNotFound(`订单不存在 / no order ${input.payOrderId ?? input.mchOrderNo}`);
@@ -104,7 +104,7 @@ export function createRefundService(deps: { db: Database; channels: Channels; po
       if (state.channelNo) await repo.updateRefund(db.kysely, refundOrderId, { channel_refund_no: state.channelNo });
       return (await repo.findRefund(db.kysely, refundOrderId)) as repo.RefundRow;
     }
-    return db.kysely.transaction().execute(async (tx) => {
+    return transact(db, async (tx) => {
       const refund = await repo.findRefund(tx, refundOrderId, true);
       if (!refund) throw paymentErrors.refundNotFound(`no refund ${refundOrderId}`);
       if (refund.state === ASYNC_STATE.success || refund.state === ASYNC_STATE.failed) return refund;

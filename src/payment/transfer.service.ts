@@ -2,7 +2,7 @@
 // amount is held (pending ledger transfer) with the transfer row; the channel's
 // result posts or voids it. A transfer number is sent to the channel once: retries
 // and polling ask about the same id, so a payout is never paid twice.
-import type { Database } from '../platform/db.ts';
+import { transact, type Database } from '../platform/db.ts';
 import { businessNo } from '../platform/ids.ts';
 import { ChannelUnavailable, type ChannelAsyncState } from '../channel/contract.ts';
 import * as repo from './payment.repo.ts';
@@ -38,7 +38,7 @@ export function createTransferService(deps: { db: Database; channels: Channels; 
     const ifCode = input.ifCode ?? channels.defaultIfCode;
     if (!channels.get(ifCode)) throw paymentErrors.invalidParam(`未知渠道 / unknown ifCode ${ifCode}`);
     const transferId = businessNo('T');
-    const result = await db.kysely.transaction().execute(async (tx) => {
+    const result = await transact(db, async (tx) => {
       const inserted = await repo.insertTransferOrder(tx, {
         transfer_id: transferId, mch_no: input.mchNo, app_id: input.appId, mch_order_no: input.mchOrderNo, if_code: ifCode,
         entry_type: input.entryType, amount: input.amount, currency: input.currency, account_no: input.accountNo,
@@ -81,7 +81,7 @@ export function createTransferService(deps: { db: Database; channels: Channels; 
       if (state.channelNo) await repo.updateTransferOrder(db.kysely, transferId, { channel_order_no: state.channelNo });
       return (await repo.findTransferOrder(db.kysely, transferId)) as repo.TransferOrderRow;
     }
-    return db.kysely.transaction().execute(async (tx) => {
+    return transact(db, async (tx) => {
       const t = await repo.findTransferOrder(tx, transferId, true);
       if (!t) throw paymentErrors.transferNotFound(`no transfer ${transferId}`);
       if (t.state === ASYNC_STATE.success || t.state === ASYNC_STATE.failed) return t;

@@ -4,6 +4,7 @@
 import { Kysely, PostgresDialect, sql, type Transaction } from 'kysely';
 import pg from 'pg';
 import { PGlite } from '@electric-sql/pglite';
+import { withRetry } from './retry.ts';
 
 export type DbKind = 'pglite' | 'postgres';
 // The schema is typed per repository with raw SQL results; Kysely's table typing is
@@ -103,8 +104,12 @@ class PgliteSessionPool {
   async end() {}
 }
 
-export async function inTransaction<T>(db: Database, work: (tx: Tx) => Promise<T>): Promise<T> {
-  return db.kysely.transaction().execute(work);
+/**
+ * A transaction that is retried (bounded) when the database reports a deadlock, a
+ * serialization failure or a unique-key race: the work must touch only the database.
+ */
+export async function transact<T>(db: Database, work: (tx: Tx) => Promise<T>): Promise<T> {
+  return withRetry(() => db.kysely.transaction().execute(work));
 }
 
 export { sql };
