@@ -84,10 +84,13 @@ export async function findDuePending(q: Q, nowNs: bigint, limit: number): Promis
   return result.rows.map(toTransferRow);
 }
 
-/** Reserves `count` strictly increasing timestamps; returns the first. */
+/**
+ * Reserves `count` strictly increasing timestamps, none earlier than `nowNs` (nor than
+ * any stamp before them); returns the first.
+ */
 export async function reserveTimestamps(tx: Tx, count: number, nowNs: bigint): Promise<bigint> {
   const result = await sql<{ ts: bigint }>`
-    UPDATE ledger_clock SET ts = GREATEST(ts + ${count}, ${nowNs.toString()}::int8)
+    UPDATE ledger_clock SET ts = GREATEST(ts, ${(nowNs - 1n).toString()}::int8) + ${count}
     RETURNING ts`.execute(tx);
   return result.rows[0].ts - BigInt(count) + 1n;
 }
