@@ -39,6 +39,22 @@ export class GroupCommit<I, R> {
     assert(items.length >= 1 && items.length <= this.batchMax, 'a request fits in one batch');
     return new Promise((resolve, reject) => {
       this.queue.push({ items, resolve, reject });
+      this.schedule();
+    });
+  }
+
+  private scheduled = false;
+
+  /**
+   * Starts batches on the next turn of the event loop, not at once: requests whose bytes
+   * already arrived are parsed first and join the batch. (On PGlite, which runs on this
+   * thread, starting at once would make every batch a batch of one.)
+   */
+  private schedule(): void {
+    if (this.scheduled) return;
+    this.scheduled = true;
+    setImmediate(() => {
+      this.scheduled = false;
       this.pump();
     });
   }
@@ -53,7 +69,7 @@ export class GroupCommit<I, R> {
       this.inFlight += 1;
       void this.execute(batch).finally(() => {
         this.inFlight -= 1;
-        this.pump();
+        this.schedule();
       });
     }
   }
