@@ -5,10 +5,9 @@
 //   node bench/api.ts [--quick] [--db postgres|pglite|both] [--way QR_CASHIER|WX_NATIVE]
 import { parseArgs } from 'node:util';
 import { performance } from 'node:perf_hooks';
-import { randomBytes } from 'node:crypto';
-import pg from 'pg';
 import Fastify from 'fastify';
 import http from 'node:http';
+import { createScratchDatabase } from '../src/platform/pg-admin.ts';
 import { openDatabase, type Database } from '../src/platform/db.ts';
 import { loadConfig } from '../src/platform/config.ts';
 import { createPlatform } from '../src/server.ts';
@@ -18,24 +17,8 @@ import { sign } from '../src/payment/sign.ts';
 const CONCURRENCY = 64;
 const round2 = (x: number) => Math.round(x * 100) / 100;
 
-async function freshPostgres(): Promise<{ url: string; drop(): Promise<void> }> {
-  const base = process.env.DATABASE_URL || 'postgres://postgres@127.0.0.1:5432/postgres';
-  const name = `custos_bench_${randomBytes(4).toString('hex')}`;
-  const admin = new pg.Client({ connectionString: base });
-  await admin.connect();
-  await admin.query(`CREATE DATABASE ${name}`);
-  await admin.end();
-  const url = new URL(base);
-  url.pathname = `/${name}`;
-  return {
-    url: url.toString(),
-    drop: async () => {
-      const c = new pg.Client({ connectionString: base });
-      await c.connect();
-      await c.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
-      await c.end();
-    },
-  };
+function freshPostgres() {
+  return createScratchDatabase(process.env.DATABASE_URL || 'postgres://postgres@127.0.0.1:5432/postgres', 'custos_bench');
 }
 
 function percentile(sorted: number[], p: number): number {

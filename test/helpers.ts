@@ -1,7 +1,6 @@
 // Test databases: PGlite in memory by default; with DATABASE_URL, a fresh PostgreSQL
 // database per call (created from that URL, dropped on close).
-import { randomBytes } from 'node:crypto';
-import pg from 'pg';
+import { createScratchDatabase, type ScratchDatabase } from '../src/platform/pg-admin.ts';
 import { openDatabase, type Database } from '../src/platform/db.ts';
 import { migrate } from '../src/platform/migrate.ts';
 
@@ -15,24 +14,9 @@ export interface TestDb {
   close(): Promise<void>;
 }
 
-export async function createPgDatabase(): Promise<{ url: string; drop(): Promise<void> }> {
+export async function createPgDatabase(): Promise<ScratchDatabase> {
   if (!PG_URL) throw new Error('DATABASE_URL is not set');
-  const name = `custos_t_${randomBytes(6).toString('hex')}`;
-  const admin = new pg.Client({ connectionString: PG_URL });
-  await admin.connect();
-  await admin.query(`CREATE DATABASE ${name}`);
-  await admin.end();
-  const url = new URL(PG_URL);
-  url.pathname = `/${name}`;
-  return {
-    url: url.toString(),
-    async drop() {
-      const c = new pg.Client({ connectionString: PG_URL });
-      await c.connect();
-      await c.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
-      await c.end();
-    },
-  };
+  return createScratchDatabase(PG_URL, 'custos_t');
 }
 
 export async function openTestDb(options: { poolSize?: number } = {}): Promise<TestDb> {

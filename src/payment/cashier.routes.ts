@@ -4,6 +4,7 @@
 import type { FastifyInstance } from 'fastify';
 import { AppError } from '../platform/errors.ts';
 import { fenToYuan } from '../platform/money.ts';
+import { escapeHtml, mobilePage } from '../platform/html.ts';
 import * as repo from './payment.repo.ts';
 import type { Database } from '../platform/db.ts';
 import type { OrderService } from './order.service.ts';
@@ -61,16 +62,6 @@ export function cashierRoutes(deps: { db: Database; orders: OrderService }) {
   };
 }
 
-function escapeHtml(text: string): string {
-  return text.replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[c] as string);
-}
-
-function page(title: string, body: string): string {
-  return `<!doctype html><html lang="zh-CN"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width,initial-scale=1">
-<title>${title}</title><style>
-body{font-family:system-ui,"PingFang SC","Microsoft YaHei",sans-serif;max-width:420px;margin:0 auto;padding:24px;color:#222}
-h1{font-size:40px;margin:12px 0}.sub,.muted{color:#888;font-size:13px}.err{color:#c00}
-.way{display:block;padding:14px;border:1px solid #ddd;border-radius:8px;margin:8px 0}
-button,.button{display:block;width:100%;box-sizing:border-box;text-align:center;padding:14px;margin:12px 0;font-size:16px;border-radius:8px;border:none;background:#1677ff;color:#fff;text-decoration:none}
-</style></head><body>${body}</body></html>`;
-}
+const page = (title: string, body: string) => mobilePage(title, body,
+  '.way{display:block;padding:14px;border:1px solid #ddd;border-radius:8px;margin:8px 0}' +
+  'button,.button{display:block;width:100%;box-sizing:border-box;text-align:center;padding:14px;margin:12px 0;font-size:16px;border-radius:8px;border:none;background:#1677ff;color:#fff;text-decoration:none}');

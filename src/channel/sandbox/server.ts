@@ -9,6 +9,7 @@ import Fastify, { type FastifyInstance } from 'fastify';
 import { signBody, verifyBody, SIGNATURE_HEADER, type SbAsyncStatus, type SbNotification, type SbOrderStatus } from './protocol.ts';
 import { alipayBill, wechatBill, type StatementInput } from './statements.ts';
 import { isValidDate } from '../../platform/time.ts';
+import { escapeHtml, mobilePage } from '../../platform/html.ts';
 
 export interface SandboxFaults {
   /** Delay before a notification is sent. */
@@ -456,14 +457,6 @@ function load(file: string | null): State {
   }
 }
 
-function escapeHtml(text: string): string {
-  return text.replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[c] as string);
-}
-
-function page(title: string, body: string): string {
-  return `<!doctype html><html lang="zh-CN"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width,initial-scale=1">
-<title>${title}</title><style>
-body{font-family:system-ui,"PingFang SC","Microsoft YaHei",sans-serif;max-width:420px;margin:0 auto;padding:24px;color:#222}
-h1{font-size:40px;margin:12px 0}.sub{color:#888;font-size:13px}button{width:100%;padding:14px;margin:6px 0;font-size:16px;border-radius:8px;border:1px solid #ccc;background:#fff}
-button.pay{background:#07c160;color:#fff;border:none}</style></head><body>${body}</body></html>`;
-}
+const page = (title: string, body: string) => mobilePage(title, body,
+  'button{width:100%;padding:14px;margin:6px 0;font-size:16px;border-radius:8px;border:1px solid #ccc;background:#fff}' +
+  'button.pay{background:#07c160;color:#fff;border:none}');
