@@ -84,3 +84,36 @@ test('migrate is idempotent; ledger verify --json reports balance and exits non-
     await drop();
   }
 });
+
+test('merchant create --json prints mchNo, appId and appSecret; bad arguments exit 2 with one line', async () => {
+  const dir = mkdtempSync(path.join(tmpdir(), 'custos-cli-m-'));
+  let env: Record<string, string> = { CUSTOS_DATA_DIR: dir };
+  let drop = async () => {};
+  if (PG_URL) {
+    const created = await createPgDatabase();
+    env = { DATABASE_URL: created.url, CUSTOS_MASTER_KEY: 'a'.repeat(64) };
+    drop = created.drop;
+  }
+  try {
+    const made = custos(['merchant', 'create', '--name', '某某物业服务有限公司', '--json'], env);
+    assert.equal(made.code, 0, made.stderr);
+    const m = JSON.parse(made.stdout);
+    assert.deepEqual(Object.keys(m).sort(), ['appId', 'appSecret', 'mchNo']);
+    assert.match(m.mchNo, /^M\d{17}$/);
+    assert.ok(m.appSecret.length >= 24);
+    const noName = custos(['merchant', 'create'], env);
+    assert.equal(noName.code, 2);
+    assert.equal(noName.stderr.trim().split('\n').length, 1);
+    const badUrl = custos(['merchant', 'create', '--name', 'x', '--notify-url', 'ftp://nope'], env);
+    assert.equal(badUrl.code, 2);
+    assert.match(badUrl.stderr, /notifyUrl/);
+    const badResend = custos(['notify', 'resend', 'abc'], env);
+    assert.equal(badResend.code, 2);
+    const noSuch = custos(['notify', 'resend', '999999'], { ...env, CUSTOS_ADMIN_TOKEN: 'cli-test-token-123456', CUSTOS_SANDBOX: 'off', LOG_LEVEL: 'silent' });
+    assert.equal(noSuch.code, 2, noSuch.stderr);
+    assert.match(noSuch.stderr, /no notification 999999/);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+    await drop();
+  }
+});

@@ -188,10 +188,6 @@ export async function updatePendingStatus(tx: Tx, changes: Map<string, number>):
     WHERE t.id = u.id`.execute(tx);
 }
 
-export interface EntryRow extends DbTransferRow {
-  side: 'debit' | 'credit';
-}
-
 /** An account's entries after `afterTs`, oldest first (both sides merged by ts). */
 export async function listEntries(q: Q, accountId: string, afterTs: bigint, limit: number): Promise<TransferRow[]> {
   const after = afterTs.toString();

@@ -1,7 +1,7 @@
 // The merchant API, wire-compatible with Jeepay: same paths, fields, state codes,
 // envelope and signed answers. Each route: authenticate → read fields → one use case.
 import type { FastifyInstance } from 'fastify';
-import { PAY_STATE, WAY_CODES, ENTRY_TYPES, EXPIRE_SECONDS_DEFAULT, EXPIRE_SECONDS_MAX } from './types.ts';
+import { WAY_CODES, ENTRY_TYPES, EXPIRE_SECONDS_DEFAULT, EXPIRE_SECONDS_MAX } from './types.ts';
 import { paymentErrors } from './payment.errors.ts';
 import { amount, authenticate, currency, errorEnvelope, int, jsonText, NO_PATTERN, str, success, url, type AuthOptions } from './jeepay.http.ts';
 import type { OrderService } from './order.service.ts';
@@ -161,4 +161,3 @@ function orderKey(p: Record<string, unknown>) {
   return { payOrderId, mchOrderNo };
 }
 
-export { PAY_STATE };
