@@ -49,3 +49,26 @@ export function isRate(value: unknown, max = '1'): value is string {
   const len = Math.max(f.length, mf.length);
   return BigInt(w + f.padEnd(len, '0')) <= BigInt(mw + mf.padEnd(len, '0'));
 }
+
+/**
+ * Splits `totalFen` in proportion to `weights` by largest remainder (Hamilton): every
+ * share is the floor of its exact proportion, and the fen left over go one each to the
+ * largest fractional remainders (ties: the earlier weight). The shares always sum to
+ * the total exactly and each is within one fen of its exact proportion.
+ */
+export function allocate(totalFen: bigint, weights: readonly bigint[]): bigint[] {
+  if (totalFen < 0n) throw new Error('allocate: total must not be negative');
+  if (weights.length === 0) throw new Error('allocate: at least one weight');
+  let sum = 0n;
+  for (const w of weights) {
+    if (w < 0n) throw new Error('allocate: weights must not be negative');
+    sum += w;
+  }
+  if (sum === 0n) throw new Error('allocate: weights must not all be zero');
+  const shares = weights.map((w) => (totalFen * w) / sum);
+  const remainders = weights.map((w, i) => ({ i, r: (totalFen * w) % sum }));
+  let left = totalFen - shares.reduce((a, b) => a + b, 0n);
+  remainders.sort((a, b) => (a.r === b.r ? a.i - b.i : a.r > b.r ? -1 : 1));
+  for (let k = 0; left > 0n; k += 1, left -= 1n) shares[remainders[k].i] += 1n;
+  return shares;
+}
