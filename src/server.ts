@@ -41,8 +41,7 @@ export interface PlatformOptions {
   adapters?: ChannelAdapter[];
 }
 
-export async function createPlatform(config: Config, optionsOrClock: PlatformOptions | Clock = {}, db?: Database): Promise<Platform> {
-  const options: PlatformOptions = 'nowNs' in optionsOrClock ? { clock: optionsOrClock, db } : optionsOrClock;
+export async function createPlatform(config: Config, options: PlatformOptions = {}): Promise<Platform> {
   const clock = options.clock ?? systemClock;
   const database = options.db ?? (await openDatabase({ databaseUrl: config.databaseUrl, dataDir: config.dataDir, poolSize: config.ledgerPoolSize }));
   await migrate(database);

@@ -16,7 +16,7 @@ const clock = new ManualClock();
 before(async () => {
   t = await openTestDb();
   const config = loadConfig({ CUSTOS_DATA_DIR: 'memory', CUSTOS_ADMIN_TOKEN: TOKEN, LOG_LEVEL: 'silent' });
-  platform = await createPlatform(config, clock, t.db);
+  platform = await createPlatform(config, { clock, db: t.db });
 });
 after(async () => {
   await platform.close();

@@ -87,7 +87,7 @@ test('64 clients hammering one hot account through two API nodes', { skip: PG_ON
     for (let i = 0; i < 2; i += 1) {
       const db = await openDatabase({ databaseUrl: created.url });
       dbs.push(db);
-      platforms.push(await createPlatform(config, systemClock, db)); // its own pool: a second API node
+      platforms.push(await createPlatform(config, { clock: systemClock, db })); // its own pool: a second API node
     }
     const bases: string[] = [];
     for (const p of platforms) {
