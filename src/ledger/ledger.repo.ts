@@ -131,11 +131,12 @@ const TRANSFER_INSERT_COLUMNS: Column[] = [
 ];
 
 /**
- * Inserts new transfer rows with one INSERT … SELECT FROM unnest(arrays). Columns
- * that hold only their default in this batch are left out: fewer arrays to parse.
+ * Inserts new transfer rows with one INSERT … SELECT FROM unnest(arrays); returns how
+ * many it inserted (with skipExisting, rows whose id exists are skipped). Columns that
+ * hold only their default in this batch are left out: fewer arrays to parse.
  */
-export async function insertTransferRows(tx: Tx, rows: TransferRow[]): Promise<void> {
-  if (rows.length === 0) return;
+export async function insertTransferRows(tx: Tx, rows: TransferRow[], skipExisting = false): Promise<number> {
+  if (rows.length === 0) return 0;
   const names: string[] = [];
   const arrays: ReturnType<typeof sql>[] = [];
   for (const column of TRANSFER_INSERT_COLUMNS) {
@@ -144,9 +145,10 @@ export async function insertTransferRows(tx: Tx, rows: TransferRow[]): Promise<v
     names.push(column.name);
     arrays.push(sql`${values}::${sql.raw(column.type)}[]`);
   }
-  await sql`
+  const result = await sql`
     INSERT INTO ledger_transfers (${sql.raw(names.join(', '))})
-    SELECT * FROM unnest(${sql.join(arrays)})`.execute(tx);
+    SELECT * FROM unnest(${sql.join(arrays)})${skipExisting ? sql` ON CONFLICT (id) DO NOTHING` : sql``}`.execute(tx);
+  return Number(result.numAffectedRows ?? 0n);
 }
 
 const BALANCE_COLUMNS = ['debits_posted', 'credits_posted', 'debits_pending', 'credits_pending'] as const;

@@ -57,13 +57,25 @@ export interface VerifyReport {
 
 export type Ledger = ReturnType<typeof createLedger>;
 
+/** An optimistic batch met an id that already had a row: run it again, carefully. */
+class OptimisticConflict extends Error {}
+
 export function createLedger(options: LedgerOptions) {
   const { db, clock } = options;
   const batchMax = options.batchMax ?? BATCH_MAX;
   const concurrency = options.concurrency ?? (db.kind === 'pglite' ? 1 : 2);
 
-  const runBatch = (items: TransferInput[], segmentEnds: number[]) =>
-    withRetry(() => db.kysely.transaction().execute((tx) => applyInTransaction(tx, items, segmentEnds, clock.nowNs())));
+  // Group-committed batches first run optimistically: they do not look up their own ids
+  // (almost always new) and insert with ON CONFLICT DO NOTHING; if any id already had a
+  // row, the transaction is rolled back and the batch runs again, looking every id up.
+  const runBatch = async (items: TransferInput[], segmentEnds: number[]) => {
+    try {
+      return await withRetry(() => db.kysely.transaction().execute(async (tx) => (await applyCore(tx, items, segmentEnds, clock.nowNs(), true)).results));
+    } catch (error) {
+      if (!(error instanceof OptimisticConflict)) throw error;
+      return withRetry(() => db.kysely.transaction().execute((tx) => applyInTransaction(tx, items, segmentEnds, clock.nowNs())));
+    }
+  };
   const groupCommit = new GroupCommit<TransferInput, TransferResultCode>(runBatch, batchMax, concurrency);
 
   async function createAccounts(inputs: AccountInput[]): Promise<AccountResultCode[]> {
@@ -118,7 +130,7 @@ export function createLedger(options: LedgerOptions) {
   }
 
   async function applyCore(
-    tx: Tx, items: TransferInput[], segmentEnds: number[], nowNs: bigint,
+    tx: Tx, items: TransferInput[], segmentEnds: number[], nowNs: bigint, optimistic = false,
   ): Promise<{ results: TransferResultCode[]; expired: number }> {
     assert(items.length <= BATCH_MAX * 8, 'batch within limit');
     const due = await repo.findDuePending(tx, nowNs, EXPIRE_PER_BATCH_MAX);
@@ -146,7 +158,7 @@ export function createLedger(options: LedgerOptions) {
     const accounts = new Map(locked.map((a) => [a.id, a]));
     // Read after locking: every status change of these rows happened under these locks.
     const rowIds = new Set<string>(pendingIds);
-    for (const t of items) rowIds.add(t.id);
+    if (!optimistic) for (const t of items) rowIds.add(t.id);
     for (const p of due) rowIds.add(p.id);
     const rows = new Map((await repo.findTransferRows(tx, [...rowIds])).map((r) => [r.id, r]));
     // A pending transfer committed by another writer between the unlocked read above and
@@ -178,7 +190,8 @@ export function createLedger(options: LedgerOptions) {
         row.ts = ts;
         ts += 1n;
       }
-      await repo.insertTransferRows(tx, out.newRows);
+      const inserted = await repo.insertTransferRows(tx, out.newRows, optimistic);
+      if (optimistic && inserted !== out.newRows.length) throw new OptimisticConflict();
     }
     const dirty: Account[] = [];
     for (const id of out.dirtyAccounts) dirty.push(accounts.get(id) as Account);
