@@ -6,7 +6,7 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { sql } from 'kysely';
 import { startStack, merchant, notifySink, waitFor, order, type Stack, type MerchantClient, type NotifySink } from './payment.harness.ts';
-import { verify } from '../src/payment/sign.ts';
+import { sign, verify } from '../src/payment/sign.ts';
 
 let stack: Stack;
 let m: MerchantClient;
@@ -241,6 +241,17 @@ test('bad input: a clear 4xx in Jeepay\'s envelope, and nothing written', async 
   const other = await merchant(stack, null, '另一家物业');
   const peek = await other.call('/api/pay/query', { mchOrderNo: 'dup-1' });
   assert.equal(peek.status, 404);
+  // an app with an IP allow-list refuses other addresses before reading anything
+  const created = await fetch(`${stack.url}/v1/admin/merchants`, { method: 'POST', headers: { authorization: 'Bearer test-admin-token-0123456789', 'content-type': 'application/json' }, body: JSON.stringify({ name: '白名单物业', ipAllowlist: ['10.1.2.3'] }) });
+  assert.equal(created.status, 201);
+  const fenced = (await created.json()) as { mchNo: string; appId: string; appSecret: string };
+  const p: Record<string, unknown> = { ...order('ip-1'), mchNo: fenced.mchNo, appId: fenced.appId, reqTime: String(Date.now()), version: '1.0', signType: 'MD5' };
+  p.sign = sign(p, fenced.appSecret, 'MD5');
+  const refusedIp = await fetch(`${stack.url}/api/pay/unifiedOrder`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(p) });
+  assert.equal(refusedIp.status, 403);
+  assert.equal(((await refusedIp.json()) as { errCode: string }).errCode, 'IP_NOT_ALLOWED');
+  const badIp = await fetch(`${stack.url}/v1/admin/merchants`, { method: 'POST', headers: { authorization: 'Bearer test-admin-token-0123456789', 'content-type': 'application/json' }, body: JSON.stringify({ name: 'x', ipAllowlist: ['not-an-ip'] }) });
+  assert.equal(badIp.status, 400);
   const transferBad = await m.call('/api/transferOrder', { mchOrderNo: 'tb-1', entryType: 'CASH', amount: 1, currency: 'cny', accountNo: '1', transferDesc: 'x' });
   assert.equal(transferBad.status, 400);
 });

@@ -22,10 +22,13 @@ export function paymentAdminRoutes(deps: { db: Database; merchants: MerchantServ
       scope.post('/v1/admin/merchants', {
         schema: {
           tags, security, summary: '开通商户 / create a merchant with its first app',
-          body: { type: 'object', required: ['name'], properties: { name: { type: 'string' }, notifyUrl: { type: 'string' }, signTypes: { type: 'array', items: { type: 'string' } } } },
+          body: {
+            type: 'object', required: ['name'], additionalProperties: false,
+            properties: { name: { type: 'string' }, notifyUrl: { type: 'string' }, signTypes: { type: 'array', items: { type: 'string' } }, ipAllowlist: { type: 'array', items: { type: 'string' }, maxItems: 50 } },
+          },
         },
       }, async (request, reply) => {
-        const body = request.body as { name: string; notifyUrl?: string; signTypes?: string[] };
+        const body = request.body as { name: string; notifyUrl?: string; signTypes?: string[]; ipAllowlist?: string[] };
         return reply.status(201).send(await deps.merchants.createMerchant(body));
       });
 

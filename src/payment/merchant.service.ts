@@ -1,6 +1,7 @@
 // Merchants and their apps: created by the CLI or the admin API, with an app secret
 // sealed at rest; the app cache serves signature checks without a query per request.
 import { randomBytes, randomInt } from 'node:crypto';
+import { isIP } from 'node:net';
 import { withRetry } from '../platform/retry.ts';
 import type { Database } from '../platform/db.ts';
 import { badRequest } from '../platform/errors.ts';
@@ -36,6 +37,7 @@ export function createMerchantService(deps: { db: Database; box: SecretBox }) {
     if (input.notifyUrl && !/^https?:\/\/\S+$/.test(input.notifyUrl)) throw badRequest('PARAM_INVALID', 'notifyUrl must be an http(s) URL');
     const signTypes = input.signTypes ?? [...SIGN_TYPES];
     for (const t of signTypes) if (!(SIGN_TYPES as readonly string[]).includes(t)) throw badRequest('PARAM_INVALID', `unknown signType ${t}; use ${SIGN_TYPES.join(', ')}`);
+    for (const ip of input.ipAllowlist ?? []) if (isIP(ip) === 0) throw badRequest('PARAM_INVALID', `IP 白名单中有非法地址 / ${JSON.stringify(ip)} is not an IP address`);
     const appId = randomBytes(12).toString('hex');
     const appSecret = randomBytes(24).toString('base64url');
     // M + time in ms + 4 random digits (like Jeepay's M1621873433953); a clash draws again.
