@@ -10,7 +10,10 @@ import v8 from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import { parseWechatBill, BillRejected, type ChannelRecord } from '../src/recon/parse/wechat.ts';
 import { parseYuan } from '../src/recon/parse/amount.ts';
-import { wechatBill, type StatementInput } from '../src/channel/sandbox/statements.ts';
+import { alipayBill, wechatBill, type StatementInput } from '../src/channel/sandbox/statements.ts';
+import { parseAlipayBill } from '../src/recon/parse/alipay.ts';
+import { readZip, writeZip } from '../src/platform/zip.ts';
+import iconv from 'iconv-lite';
 import { applyRate } from '../src/platform/money.ts';
 
 const DAY = '2026-11-21';
@@ -125,4 +128,44 @@ test('streaming: a 200,000-row bill parses without holding it in memory', async 
   assert.equal(totals.rows, rows);
   assert.equal(totals.settledFen, BigInt(rows) * 100n);
   assert.ok(peak - before < 8 * 1024 * 1024, `live heap grew by ${Math.round((peak - before) / 1048576)} MiB while parsing`);
+});
+
+test('Alipay: the zip of GBK CSV round-trips through the parser (property test)', () => {
+  fc.assert(fc.property(inputArb, (input) => {
+    const records: ChannelRecord[] = [];
+    const totals = parseAlipayBill(alipayBill(input, new Date(dayStart + 86_400_000)), (r) => records.push(r));
+    assert.equal(records.length, input.payments.length + input.refunds.length);
+    assert.deepEqual(records.filter((r) => r.kind === 'payment').map((r) => r.payOrderId).sort(), input.payments.map((p) => p.outTradeNo).sort());
+    assert.deepEqual(records.filter((r) => r.kind === 'refund').map((r) => r.refundOrderId).sort(), input.refunds.map((r) => r.outRefundNo).sort());
+    assert.equal(totals.settledFen, input.payments.reduce((a, p) => a + p.amountFen, 0n));
+    assert.equal(totals.refundedFen, input.refunds.reduce((a, r) => a + r.amountFen, 0n));
+    for (const r of records) {
+      assert.ok(!r.payOrderId.includes('\t') && !r.channelOrderNo.includes('\t'), 'ids lose their tab');
+      assert.equal(r.feeE5, (r.kind === 'payment' ? 1n : -1n) * applyRate(r.amountFen, '0.006') * 1000n);
+    }
+  }), { numRuns: 40 });
+});
+
+test('Alipay: truncated zips, wrong encodings, wrong headers and disagreeing totals are rejected whole', () => {
+  const input = fc.sample(inputArb.filter((i) => i.payments.length >= 2), { numRuns: 1, seed: 11 })[0];
+  const good = alipayBill(input, new Date(dayStart + 86_400_000));
+  const entries = readZip(good);
+  const detail = iconv.decode(entries[0].data, 'gbk');
+  const rezip = (text: string, encoding: 'gbk' | 'utf8' = 'gbk') => writeZip([{ name: entries[0].name, data: encoding === 'gbk' ? iconv.encode(text, 'gbk') : Buffer.from(text, 'utf8') }, entries[1]]);
+  const cases: Array<[string, Buffer, string]> = [
+    ['truncated zip', good.subarray(0, good.length - 30), 'BILL_TRUNCATED'],
+    ['not a zip', Buffer.from('hello'), 'BILL_TRUNCATED'],
+    ['UTF-8 instead of GBK', rezip(detail, 'utf8'), 'BILL_ROW_INVALID'],
+    ['wrong header', rezip(detail.replace('商家实收（元）', '实收')), 'BILL_HEADER_INVALID'],
+    ['bad amount', rezip(detail.replace(/,交易,([^,]*),([^,]*),([^,]*),,,,,([^,]*),([\d.]+),/, ',交易,$1,$2,$3,,,,,$4,$5,x,')), 'BILL_ROW_INVALID'],
+    ['totals disagree', rezip(detail.replace(/#交易合计：(\d+)笔/, (_m, n) => `#交易合计：${Number(n) + 1}笔`)), 'BILL_SUMMARY_MISMATCH'],
+    ['cut short', rezip(detail.split('#-----------------------------------------业务明细列表结束')[0]), 'BILL_TRUNCATED'],
+  ];
+  for (const [name, zip, code] of cases) {
+    assert.throws(() => parseAlipayBill(zip, () => {}), (error: unknown) => {
+      assert.ok(error instanceof BillRejected, `${name}: ${error}`);
+      assert.equal(error.code, code, `${name}: ${error.message}`);
+      return true;
+    }, name);
+  }
 });
