@@ -3,9 +3,8 @@
 // and hot callers go through group commit.
 import { assert } from '../platform/assert.ts';
 import type { Clock } from '../platform/clock.ts';
-import type { Database, Tx } from '../platform/db.ts';
+import { transact, type Database, type Tx } from '../platform/db.ts';
 import { notFound } from '../platform/errors.ts';
-import { withRetry } from '../platform/retry.ts';
 import { Engine } from './engine.ts';
 import { GroupCommit } from '../platform/group-commit.ts';
 import * as repo from './ledger.repo.ts';
@@ -70,17 +69,17 @@ export function createLedger(options: LedgerOptions) {
   // row, the transaction is rolled back and the batch runs again, looking every id up.
   const runBatch = async (items: TransferInput[], segmentEnds: number[]) => {
     try {
-      return await withRetry(() => db.kysely.transaction().execute(async (tx) => (await applyCore(tx, items, segmentEnds, clock.nowNs(), true)).results));
+      return await transact(db, async (tx) => (await applyCore(tx, items, segmentEnds, clock.nowNs(), true)).results);
     } catch (error) {
       if (!(error instanceof OptimisticConflict)) throw error;
-      return withRetry(() => db.kysely.transaction().execute((tx) => applyInTransaction(tx, items, segmentEnds, clock.nowNs())));
+      return transact(db, (tx) => applyInTransaction(tx, items, segmentEnds, clock.nowNs()));
     }
   };
   const groupCommit = new GroupCommit<TransferInput, TransferResultCode>(runBatch, batchMax, concurrency);
 
   async function createAccounts(inputs: AccountInput[]): Promise<AccountResultCode[]> {
     assert(inputs.length <= BATCH_MAX, 'account batch within limit');
-    return withRetry(() => db.kysely.transaction().execute((tx) => createAccountsIn(tx, inputs)));
+    return transact(db, (tx) => createAccountsIn(tx, inputs));
   }
 
   async function createAccountsIn(tx: Tx, inputs: AccountInput[]): Promise<AccountResultCode[]> {
@@ -211,7 +210,7 @@ export function createLedger(options: LedgerOptions) {
     let total = 0;
     for (let round = 0; round < 64; round += 1) {
       const nowNs = clock.nowNs();
-      const { expired } = await withRetry(() => db.kysely.transaction().execute((tx) => applyCore(tx, [], [], nowNs)));
+      const { expired } = await transact(db, (tx) => applyCore(tx, [], [], nowNs));
       total += expired;
       if (expired < EXPIRE_PER_BATCH_MAX) break;
     }

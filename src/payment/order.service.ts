@@ -5,6 +5,7 @@
 import { createHash } from 'node:crypto';
 import { transact, type Database, type Tx } from '../platform/db.ts';
 import { businessNo } from '../platform/ids.ts';
+import { AppError } from '../platform/errors.ts';
 import { ChannelUnavailable, type ChannelAdapter, type ChannelOrderState } from '../channel/contract.ts';
 import * as repo from './payment.repo.ts';
 import { paymentErrors } from './payment.errors.ts';
@@ -120,7 +121,7 @@ export function createOrderService(deps: OrderDeps) {
     }
     await transact(db, async (tx) => {
       const locked = await repo.findPayOrder(tx, order.pay_order_id, true);
-      if (locked && locked.state === PAY_STATE.created) await repo.updatePayOrder(tx, order.pay_order_id, { ...fields, state: PAY_STATE.paying, way_code: wayCode === order.way_code ? undefined : order.way_code });
+      if (locked && locked.state === PAY_STATE.created) await repo.updatePayOrder(tx, order.pay_order_id, { ...fields, state: PAY_STATE.paying });
     });
     if (result.status === 'success') {
       await markPaid(order.pay_order_id, { status: 'success', channelOrderNo: result.channelOrderNo, amountFen: order.amount, successAt: new Date(), channelUser: null }, 'notify');
@@ -248,7 +249,7 @@ export function createOrderService(deps: OrderDeps) {
           if (after.state === PAY_STATE.success) paid += 1;
         }
       } catch (error) {
-        if (!(error instanceof ChannelUnavailable) && !(error instanceof Error && 'status' in error)) throw error;
+        if (!(error instanceof ChannelUnavailable) && !(error instanceof AppError)) throw error;
       }
     }
     return { checked: orders.length, paid, closed };

@@ -124,11 +124,19 @@ export async function findPayOrderByMchOrderNo(q: Q, mchNo: string, mchOrderNo: 
   return (await sql<PayOrderRow>`SELECT * FROM pay_orders WHERE mch_no = ${mchNo} AND mch_order_no = ${mchOrderNo}`.execute(q)).rows[0] ?? null;
 }
 
-export async function updatePayOrder(q: Q, payOrderId: string, fields: Partial<PayOrderRow>): Promise<void> {
+/**
+ * Sets the given columns (undefined ones are left alone) and updated_at on one row of
+ * one of the payment tables, found by its key.
+ */
+async function updateById(q: Q, table: 'pay_orders' | 'pay_refunds' | 'pay_transfers', key: string, id: string, fields: object): Promise<void> {
   const entries = Object.entries(fields).filter(([, v]) => v !== undefined);
   if (entries.length === 0) return;
   const sets = entries.map(([k, v]) => sql`${sql.ref(k)} = ${typeof v === 'bigint' ? v.toString() : v}`);
-  await sql`UPDATE pay_orders SET ${sql.join(sets)}, updated_at = now() WHERE pay_order_id = ${payOrderId}`.execute(q);
+  await sql`UPDATE ${sql.table(table)} SET ${sql.join(sets)}, updated_at = now() WHERE ${sql.ref(key)} = ${id}`.execute(q);
+}
+
+export async function updatePayOrder(q: Q, payOrderId: string, fields: Partial<PayOrderRow>): Promise<void> {
+  await updateById(q, 'pay_orders', 'pay_order_id', payOrderId, fields);
 }
 
 /** Orders still open (created or paying) created before `before`, oldest first. */
@@ -167,10 +175,7 @@ export async function sumActiveRefunds(q: Q, payOrderId: string): Promise<bigint
 }
 
 export async function updateRefund(q: Q, id: string, fields: Partial<RefundRow>): Promise<void> {
-  const entries = Object.entries(fields).filter(([, v]) => v !== undefined);
-  if (entries.length === 0) return;
-  const sets = entries.map(([k, v]) => sql`${sql.ref(k)} = ${typeof v === 'bigint' ? v.toString() : v}`);
-  await sql`UPDATE pay_refunds SET ${sql.join(sets)}, updated_at = now() WHERE refund_order_id = ${id}`.execute(q);
+  await updateById(q, 'pay_refunds', 'refund_order_id', id, fields);
 }
 
 export async function findOpenRefunds(q: Q, before: Date, limit: number): Promise<RefundRow[]> {
@@ -201,10 +206,7 @@ export async function findTransferByMchOrderNo(q: Q, mchNo: string, mchOrderNo: 
 }
 
 export async function updateTransferOrder(q: Q, id: string, fields: Partial<TransferOrderRow>): Promise<void> {
-  const entries = Object.entries(fields).filter(([, v]) => v !== undefined);
-  if (entries.length === 0) return;
-  const sets = entries.map(([k, v]) => sql`${sql.ref(k)} = ${typeof v === 'bigint' ? v.toString() : v}`);
-  await sql`UPDATE pay_transfers SET ${sql.join(sets)}, updated_at = now() WHERE transfer_id = ${id}`.execute(q);
+  await updateById(q, 'pay_transfers', 'transfer_id', id, fields);
 }
 
 export async function findOpenTransfers(q: Q, before: Date, limit: number): Promise<TransferOrderRow[]> {
