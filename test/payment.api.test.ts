@@ -231,7 +231,6 @@ test('bad input: a clear 4xx in Jeepay\'s envelope, and nothing written', async 
   assert.equal(unknown.status, 404);
   const noKey = await m.call('/api/refund/refundOrder', { mchRefundNo: 'r-nokey', refundAmount: 1, currency: 'cny', refundReason: 'x' });
   assert.equal(noKey.status, 400);
-  assert.equal(await count('pay_refunds') >= 0, true);
   const refundsBefore = await count('pay_refunds');
   const zero = await m.call('/api/refund/refundOrder', { mchOrderNo: 'dup-1', mchRefundNo: 'r-zero', refundAmount: 0, currency: 'cny', refundReason: 'x' });
   assert.equal(zero.status, 400);
