@@ -107,10 +107,13 @@ export async function benchSettle(argv: string[]): Promise<number> {
     await seed(db, 'B', merchants);
     process.stderr.write(`seeded ${merchants} merchants, ${entries} entries in ${((performance.now() - t0) / 1000).toFixed(1)} s\n`);
     const ledger = createLedger({ db, clock: systemClock });
-    const settlement = createSettlementService({ db, ledger, adapters: () => [bankChannel], publicUrl: 'http://127.0.0.1:0', now: () => new Date('2026-11-21T12:00:00+08:00') });
+    const stages = new Map<string, number>();
+    const trace = (stage: string, ms: number) => stages.set(stage, (stages.get(stage) ?? 0) + ms);
+    const settlement = createSettlementService({ db, ledger, adapters: () => [bankChannel], publicUrl: 'http://127.0.0.1:0', now: () => new Date('2026-11-21T12:00:00+08:00'), trace });
     const started = performance.now();
     const result = await settlement.run(SETTLE_DATE);
     const seconds = (performance.now() - started) / 1000;
+    process.stderr.write(`stages (s): ${JSON.stringify(Object.fromEntries([...stages].map(([k, v]) => [k, round(v / 1000)])))}\n`);
     const again = performance.now();
     const second = await settlement.run(SETTLE_DATE);
     const againS = (performance.now() - again) / 1000;

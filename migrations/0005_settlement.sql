@@ -80,7 +80,8 @@ CREATE TABLE settle_entries (
 );
 CREATE INDEX settle_entries_open ON settle_entries (party_id, available_on) WHERE settlement_id IS NULL;
 CREATE INDEX settle_entries_settlement ON settle_entries (settlement_id) WHERE settlement_id IS NOT NULL;
-CREATE INDEX settle_entries_party_time ON settle_entries (party_id, created_at);
+-- (party_id, kind, ref) also serves a party's statement; no more indexes: binding an
+-- entry to its settlement rewrites the row, and each index costs an entry per row.
 
 -- Funds kept back from settlement (reconciliation mistake or risk hold).
 CREATE TABLE settle_holds (

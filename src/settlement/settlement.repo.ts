@@ -221,6 +221,7 @@ export async function settleChunk(q: Tx, b: { batchId: string; day: string; maxE
     bound AS (
       UPDATE settle_entries e SET settlement_id = ins.settlement_id FROM ins
       WHERE e.party_id = ins.party_id AND e.settlement_id IS NULL AND e.available_on <= ${b.day}::date AND e.id <= ${b.maxEntryId}
+        AND e.party_id >= ${b.lo} AND ${hi} -- the chunk's range again, so the scan stays inside it
       RETURNING 1),
     -- What a hold keeps back is carried: out of this settlement, into an open entry.
     carried AS (
@@ -247,10 +248,26 @@ export async function settlementsToPay(q: Q, which: SettlementsToPay): Promise<A
     ORDER BY s.party_id`.execute(q)).rows;
 }
 
-export async function insertPayouts(q: Q, rows: Array<Pick<PayoutRow, 'payout_id' | 'settlement_id' | 'party_id' | 'amount_fen' | 'if_code' | 'account_no' | 'account_name' | 'bank_name'>>): Promise<void> {
-  if (rows.length === 0) return;
-  const values = rows.map((p) => sql`(${p.payout_id}, ${p.settlement_id}, ${p.party_id}, ${p.amount_fen}, ${p.if_code}, ${p.account_no}, ${p.account_name}, ${p.bank_name}, 'created')`);
-  await sql`INSERT INTO settle_payouts (payout_id, settlement_id, party_id, amount_fen, if_code, account_no, account_name, bank_name, state) VALUES ${sql.join(values)}`.execute(q);
+/**
+ * Payout rows and their ledger-mirroring entries for the settlements being paid that have
+ * none yet (after their ledger holds were placed and any short ones marked): one
+ * statement, no parameters per row. The payout id is the settlement id with a P.
+ */
+export async function insertPayoutsFor(q: Q, which: SettlementsToPay, day: string): Promise<number> {
+  const where = 'settlementId' in which ? sql`s.settlement_id = ${which.settlementId}`
+    : sql`s.batch_id = ${which.batchId} AND s.party_id >= ${which.lo} AND ${which.hi === null ? sql`TRUE` : sql`s.party_id < ${which.hi}`}`;
+  const r = await sql<{ n: bigint }>`WITH pay AS (
+      INSERT INTO settle_payouts (payout_id, settlement_id, party_id, amount_fen, if_code, account_no, account_name, bank_name, state)
+      SELECT 'P' || substr(s.settlement_id, 2), s.settlement_id, s.party_id, s.net_fen, p.if_code, p.account_no, p.account_name, p.bank_name, 'created'
+      FROM settle_settlements s JOIN settle_parties p USING (party_id) LEFT JOIN settle_payouts o ON o.settlement_id = s.settlement_id
+      WHERE ${where} AND s.state = 'paying' AND o.payout_id IS NULL
+      RETURNING payout_id, settlement_id, party_id, amount_fen),
+    entries AS (
+      INSERT INTO settle_entries (party_id, kind, ref, amount_fen, available_on, settlement_id)
+      SELECT party_id, 'payout', payout_id, -amount_fen, ${day}::date, settlement_id FROM pay
+      RETURNING 1)
+    SELECT (SELECT count(*) FROM pay)::int8 AS n, (SELECT count(*) FROM entries)::int8 AS e`.execute(q);
+  return Number(r.rows[0].n);
 }
 
 /** A settlement the ledger could not cover: marked short, its entries freed for a later run. */
