@@ -18,10 +18,12 @@ const USAGE = `custos — 资金监管支付清结算平台 / Custos
   custos merchant create --name NAME [--notify-url URL] [--json]
                                     开通商户 / create a merchant and its app (prints mchNo, appId, appSecret)
   custos notify resend ID           重发商户通知 / resend a notification to a merchant
+  custos settle run --date YYYY-MM-DD [--no-pay] [--json]
+                                    结算 / build the settlement batch of a date and send its payouts
   custos sandbox                    只运行沙箱渠道 / run the sandbox channel alone (CUSTOS_SANDBOX_PORT)
   custos sandbox pay|fail|cancel PAY_ORDER_ID
                                     模拟付款人 / act as the payer in the sandbox
-  custos bench ledger|api [--quick] [--db postgres|pglite|both]
+  custos bench ledger|api|settle [--quick] [--db postgres|pglite|both]
   custos help
 
 Configuration is read from the environment: see README "Configuration".`;
@@ -56,6 +58,8 @@ async function run(argv: string[]): Promise<number> {
       return merchantCommand(rest);
     case 'notify':
       return notifyCommand(rest);
+    case 'settle':
+      return settleCommand(rest);
     case 'sandbox':
       return sandboxCommand(rest);
     case undefined:
@@ -191,6 +195,39 @@ async function notifyCommand(argv: string[]): Promise<number> {
   }
 }
 
+async function settleCommand(argv: string[]): Promise<number> {
+  const [sub, ...rest] = argv;
+  if (sub !== 'run') throw new UsageError(`unknown settle command "${sub ?? ''}"; try "custos settle run --date YYYY-MM-DD"`);
+  const { values } = parse(rest, { date: { type: 'string' }, 'no-pay': { type: 'boolean', default: false }, json: { type: 'boolean', default: false } });
+  if (!values.date) throw new UsageError('--date is required, e.g. custos settle run --date 2026-11-23');
+  const config = loadConfig();
+  const server = config.databaseUrl ? null : runningServer(config.dataDir);
+  let result: Record<string, unknown>;
+  if (server) {
+    result = (await adminCall(config, server.url, 'POST', '/v1/admin/settlement/runs', { date: values.date, pay: !values['no-pay'] })) as Record<string, unknown>;
+  } else {
+    const { createPlatform } = await import('./server.ts');
+    const platform = await createPlatform({ ...config, logLevel: 'silent' });
+    try {
+      const date = values.date as string;
+      const r = values['no-pay'] ? await platform.settlement.run(date) : await platform.settlement.runAndPay(date);
+      result = JSON.parse(JSON.stringify(r, (_k, v) => (typeof v === 'bigint' ? v.toString() : v)));
+    } catch (error) {
+      if (error instanceof AppError) throw new UsageError(error.message);
+      throw error;
+    } finally {
+      await platform.close();
+    }
+  }
+  if (values.json) process.stdout.write(JSON.stringify(result) + '\n');
+  else {
+    const p = result.payouts as { sent: number; failed: number; unavailable: number } | null;
+    process.stdout.write(`结算批次 / batch ${result.batchId} (${result.settleDate}): ${result.settlements} settlements, net ${result.netFen} fen` +
+      `${p ? `; payouts sent ${p.sent}, failed ${p.failed}, channel unavailable ${p.unavailable}` : ''}\n`);
+  }
+  return 0;
+}
+
 async function sandboxCommand(argv: string[]): Promise<number> {
   const [action, id] = argv;
   const config = loadConfig();
@@ -286,5 +323,6 @@ async function benchCommand(argv: string[]): Promise<number> {
   const [name, ...rest] = argv;
   if (name === 'ledger') return (await import('../bench/ledger.ts')).benchLedger(rest);
   if (name === 'api') return (await import('../bench/api.ts')).benchApi(rest);
-  throw new UsageError(`unknown benchmark "${name ?? ''}"; available: ledger, api`);
+  if (name === 'settle') return (await import('../bench/settle.ts')).benchSettle(rest);
+  throw new UsageError(`unknown benchmark "${name ?? ''}"; available: ledger, api, settle`);
 }

@@ -17,6 +17,8 @@ import { createPaymentCenter, type PaymentCenter } from './payment/index.ts';
 import { NOTIFY_QUEUE } from './payment/notify.service.ts';
 import { createSandboxAdapter } from './channel/sandbox/adapter.ts';
 import type { ChannelAdapter } from './channel/contract.ts';
+import { createSettlementService, settlementRoutes, SETTLE_QUEUE, type SettlementService } from './settlement/index.ts';
+import { cstDate } from './platform/time.ts';
 
 const EXPIRY_INTERVAL_MS = 1000;
 
@@ -25,6 +27,7 @@ export interface Platform {
   db: Database;
   ledger: Ledger;
   payment: PaymentCenter;
+  settlement: SettlementService;
   jobs: Jobs;
   adminToken: string;
   adminTokenFile: string | null;
@@ -52,25 +55,33 @@ export async function createPlatform(config: Config, options: PlatformOptions = 
   const guard = bearerGuard(token);
   let app: FastifyInstance | null = null;
   const logError = (error: unknown) => app?.log.error({ err: error }, 'job queue error');
-  const jobs = await createJobs(database, [NOTIFY_QUEUE], logError);
+  const jobs = await createJobs(database, [NOTIFY_QUEUE, SETTLE_QUEUE], logError);
   const adapters = options.adapters ?? [createSandboxAdapter({ baseUrl: config.sandboxUrl, key: config.sandboxKey })];
+  const settlement = createSettlementService({ db: database, ledger, adapters: () => adapters, publicUrl: config.publicUrl, log: (msg, extra) => app?.log.warn(extra ?? {}, msg) });
+  await settlement.loadCalendar();
   const payment = createPaymentCenter({
     db: database, ledger, jobs, box, adapters, defaultIfCode: adapters[0].ifCode, publicUrl: config.publicUrl,
     reqTimeWindowMs: config.reqTimeWindowS * 1000, notifyScheduleS: config.notifyScheduleS ?? undefined, guard,
     log: (msg, extra) => app?.log.info(extra ?? {}, msg),
+    onPaid: async (tx, order) => { await settlement.onPaid(tx, order); },
+    onRefunded: async (tx, refund) => { await settlement.onRefunded(tx, refund); },
   });
   app = await buildApp({
     db: database, metrics, logLevel: config.logLevel,
-    modules: [ledgerRoutes(ledger, metrics, guard), ...payment.routes],
+    modules: [ledgerRoutes(ledger, metrics, guard), ...payment.routes, settlementRoutes({ db: database, settlement, adapters: () => adapters, guard })],
   });
   let closed = false;
   const stops: Array<() => void> = [];
   return {
-    app, db: database, ledger, payment, jobs, adminToken: token, adminTokenFile,
+    app, db: database, ledger, payment, settlement, jobs, adminToken: token, adminTokenFile,
     async startBackground() {
       await payment.notify.start();
       stops.push(every(EXPIRY_INTERVAL_MS, () => ledger.expireDue(), (e) => app?.log.error({ err: e }, 'expiring pending transfers failed')));
       stops.push(every(config.pollIntervalS * 1000, () => payment.poll(), (e) => app?.log.error({ err: e }, 'payment polling failed')));
+      // Settlement: every day at 09:00 Beijing time settle the day and send its payouts; poll open payouts.
+      await jobs.work(SETTLE_QUEUE, async () => { await settlement.runAndPay(cstDate(new Date())); }, { batchSize: 1 });
+      await jobs.schedule(SETTLE_QUEUE, '0 9 * * *');
+      stops.push(every(config.pollIntervalS * 1000, () => settlement.pollPayouts(), (e) => app?.log.error({ err: e }, 'payout polling failed')));
       return () => stops.splice(0).forEach((stop) => stop());
     },
     async close() {

@@ -5,7 +5,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
 import { allocate, applyRate } from '../src/platform/money.ts';
-import { computeFee, refundedFee, validateFeeRule, FeeRuleInvalid, NO_FEE, type FeeRule } from '../src/settlement/fee.ts';
+import { computeFee, refundedFee, validateFeeRule, parseFeeRule, feeRuleJson, clawbackShare, FeeRuleInvalid, NO_FEE, type FeeRule } from '../src/settlement/fee.ts';
 import { createCalendar } from '../src/settlement/calendar.ts';
 
 const fen = fc.bigInt({ min: 0n, max: 10n ** 13n });
@@ -136,4 +136,60 @@ test('an override table carries schedules the package does not have yet (2027 Sp
       assert.equal(cal.isBusinessDay(iso), false, `${iso} lies between ${day} and its next business day`);
     }
   }), { numRuns: 300 });
+});
+
+test('repair orders: platform fee + the line shares = the order, for every amount; clawbacks return exactly each share at the full refund', () => {
+  fc.assert(fc.property(
+    fc.array(fc.bigInt({ min: 0n, max: 10n ** 9n }), { minLength: 1, maxLength: 8 }).filter((ls) => ls.some((l) => l > 0n)),
+    rateArb, fc.constantFrom('half_up', 'down', 'up'), fc.array(fc.integer({ min: 1, max: 100 }), { minLength: 1, maxLength: 6 }),
+    (lines, rate, rounding, refundParts) => {
+      const gross = lines.reduce((a, b) => a + b, 0n);
+      const fee = computeFee({ ...NO_FEE, rate, rounding }, gross);
+      const shares = allocate(gross - fee, lines);
+      assert.equal(fee + shares.reduce((a, b) => a + b, 0n), gross);
+      const refunds = allocate(gross, refundParts.map(BigInt)).filter((r) => r > 0n);
+      shares.forEach((share) => {
+        let before = 0n;
+        let back = 0n;
+        for (const r of refunds) {
+          const c = clawbackShare(share, gross, before, r);
+          assert.ok(c >= 0n);
+          back += c;
+          before += r;
+          assert.ok(back <= share, 'never more than the share');
+        }
+        assert.equal(back, share);
+      });
+    }), { numRuns: 500 });
+  // the 3% platform fee on a 300.00 yuan repair, labor 200.00 and material 100.00
+  const fee = computeFee({ ...NO_FEE, rate: '0.03' }, 30000n);
+  assert.equal(fee, 900n);
+  assert.deepEqual(allocate(30000n - fee, [20000n, 10000n]), [19400n, 9700n]);
+  assert.throws(() => clawbackShare(10n, 100n, 90n, 11n), /outside/);
+});
+
+test('fee rules from JSON: accepted shapes, and rejections that say what to fix', () => {
+  const rule = parseFeeRule({ rate: '0.006', fixedFen: '10', minFen: 1, maxFen: '5000', rounding: 'down', refundMode: 'none', tiers: [{ upToFen: '100000', rate: '0.01' }, { upToFen: null, rate: '0.005' }] });
+  assert.equal(rule.fixedFen, 10n);
+  assert.equal(rule.tiers[1].upToFen, null);
+  assert.deepEqual(parseFeeRule(JSON.parse(feeRuleJson(rule))), rule, 'round-trips through its stored form');
+  for (const [input, message] of [
+    [{ rate: '1.01' }, /rate/], [{ rate: 0.006 }, /decimal string/], [{ fixedFen: -1 }, /must not be negative/], [{ fixedFen: '1.5' }, /whole number/],
+    [{ minFen: '10', maxFen: '5' }, /minFen must not exceed/], [{ rounding: 'bankers' }, /rounding/], [{ refundMode: 'half' }, /refundMode/],
+    [{ tiers: [{ upToFen: '5', rate: '0.1' }, { upToFen: '5', rate: '0.1' }] }, /increasing/], [{ extra: 1 }, /unknown field/], [[], /object/], [null, /object/],
+  ] as Array<[unknown, RegExp]>) {
+    assert.throws(() => parseFeeRule(input), (e: Error) => e instanceof FeeRuleInvalid && message.test(e.message), JSON.stringify(input));
+  }
+});
+
+test('the monthly cycle (utility remittance): the first business day of the next month', () => {
+  const cal = createCalendar();
+  const at = (beijing: string) => new Date(`${beijing}+08:00`);
+  assert.equal(cal.availableOn(at('2026-10-29T10:00:00'), 'monthly'), '2026-11-02'); // 11-01 is a Sunday
+  assert.equal(cal.availableOn(at('2026-09-15T10:00:00'), 'monthly'), '2026-10-08'); // October starts with National Day
+  // chinese-days 1.5.7 knows nothing of 2027, not even New Year's Day: without an override
+  // 2027-01-01 (a Friday) counts as a working day; the override table fixes it.
+  assert.equal(cal.availableOn(at('2026-12-31T23:59:59'), 'monthly'), '2027-01-01');
+  const fixed = createCalendar(new Map([['2027-01-01', 'holiday']]));
+  assert.equal(fixed.availableOn(at('2026-12-31T23:59:59'), 'monthly'), '2027-01-04');
 });

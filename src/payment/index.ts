@@ -18,7 +18,7 @@ import { jeepayRoutes } from './jeepay.routes.ts';
 import { channelRoutes } from './channel.routes.ts';
 import { cashierRoutes } from './cashier.routes.ts';
 import { paymentAdminRoutes } from './admin.routes.ts';
-import type { PayOrderRow } from './payment.repo.ts';
+import type { PayOrderRow, RefundRow } from './payment.repo.ts';
 
 export interface PaymentOptions {
   db: Database;
@@ -33,6 +33,8 @@ export interface PaymentOptions {
   guard: (req: never) => Promise<void>;
   log?: (msg: string, extra?: Record<string, unknown>) => void;
   onPaid?: (tx: Tx, order: PayOrderRow) => Promise<void>;
+  /** Called inside the refund-success transaction. */
+  onRefunded?: (tx: Tx, refund: RefundRow) => Promise<void>;
 }
 
 export type PaymentCenter = ReturnType<typeof createPaymentCenter>;
@@ -45,7 +47,7 @@ export function createPaymentCenter(options: PaymentOptions) {
   const notify = createNotifyService({ db, jobs, merchants, scheduleS: options.notifyScheduleS, log: options.log });
   const common = { db, channels, postings, notify, publicUrl: options.publicUrl };
   const orders = createOrderService({ ...common, onPaid: options.onPaid });
-  const refunds = createRefundService(common);
+  const refunds = createRefundService({ ...common, onRefunded: options.onRefunded });
   const transfers = createTransferService(common);
   const divisions = createDivisionService({ db, postings });
 
@@ -70,4 +72,4 @@ export function createPaymentCenter(options: PaymentOptions) {
 
 export { PAY_STATE, ASYNC_STATE, LEDGER_CNY, accountIds, TRANSFER_CODE, ACCOUNT_CODE } from './types.ts';
 export { sign, verify, canonicalString, type SignType } from './sign.ts';
-export type { PayOrderRow } from './payment.repo.ts';
+export type { PayOrderRow, RefundRow } from './payment.repo.ts';

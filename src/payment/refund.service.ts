@@ -28,7 +28,7 @@ export function refundParams(r: repo.RefundRow): Record<string, unknown> {
 
 export type RefundService = ReturnType<typeof createRefundService>;
 
-export function createRefundService(deps: { db: Database; channels: Channels; postings: Postings; notify: NotifyService; publicUrl: string }) {
+export function createRefundService(deps: { db: Database; channels: Channels; postings: Postings; notify: NotifyService; publicUrl: string; onRefunded?: (tx: Tx, refund: repo.RefundRow) => Promise<void> }) {
   const { db, channels, postings, notify } = deps;
 
   async function create(input: RefundInput): Promise<repo.RefundRow> {
@@ -123,6 +123,7 @@ export function createRefundService(deps: { db: Database; channels: Channels; po
         });
       }
       const settled = { ...refund, ...fields } as repo.RefundRow;
+      if (succeeded && deps.onRefunded) await deps.onRefunded(tx, settled);
       await notify.enqueue(tx, { kind: 'refund_order', refId: refundOrderId, mchNo: refund.mch_no, appId: refund.app_id, notifyUrl: refund.notify_url, params: refundParams(settled) });
       return settled;
     });

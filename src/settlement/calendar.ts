@@ -15,13 +15,20 @@ export interface Calendar {
   availableOn(paidAt: Date, cycle: SettlementCycle): string | null;
 }
 
-export type SettlementCycle = 'T0' | 'T1' | 'D1' | 'weekly' | 'manual';
+export type SettlementCycle = 'T0' | 'T1' | 'D1' | 'weekly' | 'monthly' | 'manual';
+export const SETTLEMENT_CYCLES: readonly SettlementCycle[] = ['T0', 'T1', 'D1', 'weekly', 'monthly', 'manual'];
 
 const SEARCH_DAYS_MAX = 60;
 
 function shift(date: string, days: number): string {
   const d = new Date(`${date}T00:00:00Z`);
   d.setUTCDate(d.getUTCDate() + days);
+  return d.toISOString().slice(0, 10);
+}
+
+function firstOfNextMonth(date: string): string {
+  const d = new Date(`${date.slice(0, 7)}-01T00:00:00Z`);
+  d.setUTCMonth(d.getUTCMonth() + 1);
   return d.toISOString().slice(0, 10);
 }
 
@@ -66,6 +73,7 @@ export function createCalendar(overrides: ReadonlyMap<string, DayKind> = new Map
       case 'T1': return addBusinessDays(day, 1); // the next working day
       case 'D1': return shift(day, 1); // the next calendar day
       case 'weekly': return nextOrSame(shift(day, ((8 - weekday(day)) % 7) || 7)); // the next Monday, or the business day after it
+      case 'monthly': return nextOrSame(firstOfNextMonth(day)); // the first business day of the next month (utilities' remittance)
       case 'manual': return null; // released by an operator
     }
   }
