@@ -17,6 +17,7 @@ import { createPaymentCenter, type PaymentCenter } from './payment/index.ts';
 import { NOTIFY_QUEUE } from './payment/notify.service.ts';
 import { createSandboxAdapter } from './channel/sandbox/adapter.ts';
 import type { ChannelAdapter } from './channel/contract.ts';
+import { createFund, type Fund } from './fund/index.ts';
 
 const EXPIRY_INTERVAL_MS = 1000;
 
@@ -25,6 +26,7 @@ export interface Platform {
   db: Database;
   ledger: Ledger;
   payment: PaymentCenter;
+  fund: Fund;
   jobs: Jobs;
   adminToken: string;
   adminTokenFile: string | null;
@@ -46,7 +48,8 @@ export async function createPlatform(config: Config, options: PlatformOptions = 
   const database = options.db ?? (await openDatabase({ databaseUrl: config.databaseUrl, dataDir: config.dataDir, poolSize: config.ledgerPoolSize }));
   await migrate(database);
   const { token, file: adminTokenFile } = await resolveAdminToken(config);
-  const box = createSecretBox(await resolveMasterKey(config));
+  const masterKey = await resolveMasterKey(config);
+  const box = createSecretBox(masterKey);
   const metrics = createMetrics();
   const ledger = createLedger({ db: database, clock, batchMax: config.ledgerBatchMax });
   const guard = bearerGuard(token);
@@ -54,19 +57,24 @@ export async function createPlatform(config: Config, options: PlatformOptions = 
   const logError = (error: unknown) => app?.log.error({ err: error }, 'job queue error');
   const jobs = await createJobs(database, [NOTIFY_QUEUE], logError);
   const adapters = options.adapters ?? [createSandboxAdapter({ baseUrl: config.sandboxUrl, key: config.sandboxKey })];
+  const fund = createFund({ db: database, ledger, clock, adminToken: token, masterKey, publicUrl: config.publicUrl });
   const payment = createPaymentCenter({
     db: database, ledger, jobs, box, adapters, defaultIfCode: adapters[0].ifCode, publicUrl: config.publicUrl,
     reqTimeWindowMs: config.reqTimeWindowS * 1000, notifyScheduleS: config.notifyScheduleS ?? undefined, guard,
     log: (msg, extra) => app?.log.info(extra ?? {}, msg),
+    onPaid: async (tx, order) => {
+      await fund.onPaid(tx, order);
+    },
   });
+  fund.attach(payment);
   app = await buildApp({
     db: database, metrics, logLevel: config.logLevel,
-    modules: [ledgerRoutes(ledger, metrics, guard), ...payment.routes],
+    modules: [ledgerRoutes(ledger, metrics, guard), ...payment.routes, ...fund.routes],
   });
   let closed = false;
   const stops: Array<() => void> = [];
   return {
-    app, db: database, ledger, payment, jobs, adminToken: token, adminTokenFile,
+    app, db: database, ledger, payment, fund, jobs, adminToken: token, adminTokenFile,
     async startBackground() {
       await payment.notify.start();
       stops.push(every(EXPIRY_INTERVAL_MS, () => ledger.expireDue(), (e) => app?.log.error({ err: e }, 'expiring pending transfers failed')));
