@@ -91,7 +91,7 @@ test('first-deposit bills have exact amounts per the city standard; generating a
   assert.match(villas.body.skipped[0].reason, /房价/);
 });
 
-test('bill amounts match the formula for random areas and standards; a batch total is the sum of its bills (property)', () => {
+test('bill amounts match the formula for random areas, prices and standards; the top-up threshold is exact (property)', () => {
   fc.assert(fc.property(fc.bigInt({ min: 1n, max: 10_000_000n }), fc.bigInt({ min: 1n, max: 1_000_000n }), (areaM2e2, fenPerM2) => {
     const amount = areaAmountFen(areaM2e2, fenPerM2);
     // half up: the exact product (in hundredths of a fen) is within [amount − ½, amount + ½) fen
@@ -250,7 +250,7 @@ test('top-up: households below 30% of their first deposit are listed, and top-up
 test('refund on demolition moves principal and interest out; it is idempotent by request key', async () => {
   const u = unit('1', '201'); // paid by transfer above
   // interest allocated to the household (as the interest module will do): Dr fund:hz:yield / Cr hh interest
-  const [r] = await stack.platform.ledger.createTransfers([{ id: 'test:interest:1', debit_account_id: 'fund:hz:yield', credit_account_id: `hh:${u.id}:interest`, amount: 1234n, ledger: LEDGER_CNY, code: 3301, flags: 0, pending_id: null, timeout_s: 0, ref: null, metadata: null }]);
+  const [r] = await stack.platform.ledger.createTransfers([{ id: 'test:interest:1', debit_account_id: 'fund:hz:yield', credit_account_id: `hh:${u.id}:interest`, amount: 1234n, ledger: LEDGER_CNY, code: 3402, flags: 0, pending_id: null, timeout_s: 0, ref: null, metadata: null }]);
   assert.equal(r, 'ok');
   const p = await principal(u.id);
   const body = { requestKey: 'demolish-1-201', reason: 'demolition', note: '房屋拆迁 / demolished', payee: '业主3' };
@@ -382,6 +382,30 @@ test('Excel reports tie to the ledger: estate totals, unit rows and the daily su
   assert.equal(xlsx.status, 400);
   const unitReport = await fetch(`${stack.url}/v1/fund/reports/units/${unit('1', '101').id}`, { headers: { authorization: 'Bearer test-admin-token-0123456789' } });
   assert.equal(unitReport.status, 200);
+});
+
+test('races: parallel notifications, counter entries and pay requests for one bill credit it exactly once', async () => {
+  const res = await importCsv(api, [csvRow({ estate: '竞态小区', address: '杭州市上城区竞态路1号', building: '9', room: '901', area: '50.00' })]);
+  assert.equal(res.status, 200);
+  const u = ((await api('GET', '/v1/fund/units')).body.units as Unit[]).find((x) => x.building === '9') as Unit;
+  await api('POST', '/v1/fund/bills/generate', { unitIds: [u.id] });
+  const bill = await billOf(u.id);
+  const pays = await Promise.all(Array.from({ length: 6 }, () => api('POST', `/v1/fund/bills/${bill.id}/pay`, {})));
+  assert.equal(new Set(pays.map((p) => p.body.payOrderId)).size, 1, 'one pay order however many pay requests');
+  const payOrderId = pays[0].body.payOrderId as string;
+  const paid = await payAtSandbox(payOrderId);
+  const n = { kind: 'pay' as const, out_no: payOrderId, channel_no: paid.tradeNo, status: 'SUCCESS' as const, amount: bill.amountFen, success_time: paid.successAt, payer: paid.payer };
+  const counters = Array.from({ length: 4 }, (_, i) => api('POST', `/v1/fund/bills/${bill.id}/counter-payments`, { bankRef: `RACE-${i}-0001`, amountFen: bill.amountFen }));
+  const notes = Array.from({ length: 8 }, (_, i) => sendChannelNotification(stack, { ...n, event_id: `race-evt-${i}` }));
+  const [counterResults] = await Promise.all([Promise.all(counters), Promise.all(notes)]);
+  await waitFor('bill paid', async () => (await billOf(u.id)).state === 'paid');
+  assert.ok(counterResults.every((r) => r.status === 201 || r.body.code === 'FUND_BILL_PAID'), JSON.stringify(counterResults.map((r) => r.body.code)));
+  assert.ok(counterResults.filter((r) => r.status === 201).length <= 1);
+  assert.equal(await principal(u.id), BigInt(bill.amountFen), 'credited exactly once');
+  assert.deepEqual((await transfersLike(`fund:dep:${bill.id}`)).map((t) => t.id), [`fund:dep:${bill.id}`]);
+  const counted = counterResults.some((r) => r.status === 201);
+  const link = await sql<{ outcome: string | null }>`SELECT outcome FROM fund_pay_links WHERE pay_order_id = ${payOrderId}`.execute(db());
+  assert.equal(link.rows[0].outcome, counted ? 'duplicate' : 'credited', 'the loser of the race is recorded as a duplicate');
 });
 
 test('bad inputs are 4xx with stable codes and write nothing; the ledger verifies clean', async () => {

@@ -145,6 +145,21 @@ test('units are edited with their version; a stale version is a conflict; owners
   assert.deepEqual(audit.rows.map((r) => r.action), ['unit.edit']);
 });
 
+test('units are added through the admin API as JSON with the same checks, all or nothing', async () => {
+  const unit = { estate: '阳光花园', address: '杭州市西湖区文三路100号', building: '1', building_type: 'high_rise_lift', floors: 18, stair: '1', room_no: '401', area_m2: '91.20', use: 'residential' };
+  const before = await counts();
+  const bad = await api('POST', '/v1/fund/units', { city: 'hz', units: [unit, { ...unit, room_no: '402', area_m2: '91.234' }] });
+  assert.equal(bad.status, 422);
+  assert.deepEqual(bad.body.details.rejected.map((r: { row: number }) => r.row), [3]);
+  assert.deepEqual(await counts(), before);
+  const ok = await api('POST', '/v1/fund/units', { city: 'hz', units: [unit] });
+  assert.equal(ok.status, 201, JSON.stringify(ok.body));
+  assert.deepEqual(ok.body.imported, { estates: 0, buildings: 0, units: 1 }, 'joins the existing estate and building');
+  const created = (await api('GET', `/v1/fund/units/${ok.body.unitIds[0]}`)).body;
+  assert.equal(created.areaM2e2, '9120');
+  assert.equal((await api('POST', '/v1/fund/units', { city: 'hz', units: 'x' })).body.code, 'FUND_PARAM_INVALID');
+});
+
 test('per-city standards and threshold are validated', async () => {
   const bad: Array<[string, unknown]> = [
     ['/v1/fund/cities/hz/standards/high_rise_lift', { method: 'area', fenPerM2: -1 }],
@@ -185,4 +200,36 @@ test('CSV fields survive quoting; validation is all-or-nothing (property)', () =
     assert.equal(result.ok, goodness.every(Boolean));
     if (!result.ok) assert.deepEqual(result.rejected.map((r) => r.row), goodness.flatMap((g, i) => (g ? [] : [i + 2])));
   }));
+});
+
+test('custos fund import: a rejected-rows report and exit 1, then a good file and exit 0 (embedded database)', async () => {
+  const { spawnSync } = await import('node:child_process');
+  const { mkdtempSync, writeFileSync, rmSync } = await import('node:fs');
+  const { tmpdir } = await import('node:os');
+  const path = await import('node:path');
+  const dir = mkdtempSync(path.join(tmpdir(), 'custos-fund-cli-'));
+  const root = path.resolve(import.meta.dirname, '..');
+  const custos = (args: string[]) => spawnSync(process.execPath, [path.join(root, 'bin/custos.js'), ...args], {
+    env: { PATH: process.env.PATH ?? '', CUSTOS_DATA_DIR: path.join(dir, 'data'), LOG_LEVEL: 'silent' }, encoding: 'utf8', timeout: 120_000,
+  });
+  try {
+    assert.equal(custos(['fund', 'city', '--city', '330100', '--name', '杭州市']).status, 0);
+    writeFileSync(path.join(dir, 'bad.csv'), [HEADER, csvRow({ room: '101' }), csvRow({ room: '102', area: '-3' })].join('\n'));
+    const bad = custos(['fund', 'import', '--file', path.join(dir, 'bad.csv'), '--city', '330100']);
+    assert.equal(bad.status, 1, bad.stderr);
+    assert.match(bad.stdout, /第 3 行 \/ row 3 \[建筑面积\]/);
+    assert.equal(bad.stderr.trim().split('\n').length, 1);
+    const badJson = custos(['fund', 'import', '--file', path.join(dir, 'bad.csv'), '--city', '330100', '--json']);
+    assert.equal(badJson.status, 1);
+    assert.equal(JSON.parse(badJson.stdout).details.rejected[0].row, 3);
+    writeFileSync(path.join(dir, 'good.csv'), [HEADER, csvRow({ room: '101' })].join('\n'));
+    const good = custos(['fund', 'import', '--file', path.join(dir, 'good.csv'), '--city', '330100', '--json']);
+    assert.equal(good.status, 0, good.stderr);
+    assert.deepEqual(JSON.parse(good.stdout).imported, { estates: 1, buildings: 1, units: 1 });
+    const missing = custos(['fund', 'import', '--city', '330100']);
+    assert.equal(missing.status, 2);
+    assert.match(missing.stderr, /--file is required/);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 });

@@ -159,11 +159,12 @@ export function createDepositService(deps: DepositDeps) {
 
   /** Runs inside the payment center's success transaction (PaymentOptions.onPaid). */
   async function onPaid(tx: Tx, order: PayOrderRow): Promise<void> {
-    const m = await repo.findFundMerchant(tx);
-    if (!m || order.mch_no !== m.mch_no) return;
+    // Cheap checks first: this runs for every payment of every merchant.
     const billMatch = MCH_ORDER_BILL.exec(order.mch_order_no);
-    const batchMatch = MCH_ORDER_BATCH.exec(order.mch_order_no);
+    const batchMatch = billMatch ? null : MCH_ORDER_BATCH.exec(order.mch_order_no);
     if (!billMatch && !batchMatch) return;
+    const m = merchant ?? (await repo.findFundMerchant(tx));
+    if (!m || order.mch_no !== m.mch_no) return;
     await repo.insertPayLink(tx, { pay_order_id: order.pay_order_id, mch_order_no: order.mch_order_no, bill_id: billMatch ? billMatch[1] : null, batch_id: batchMatch ? batchMatch[1] : null, amount_fen: order.amount });
     const paidAt = order.success_at ?? new Date();
     const source = accountIds.merchantPending(m.mch_no);

@@ -127,7 +127,8 @@ export function createFundInterest(deps: { db: Database; ledger: Ledger; clock: 
     requireCenter(p);
     const batch = await repo.findBatchById(db.kysely, id);
     if (!batch) throw useErrors.notFound('batch', id);
-    return { batch, shares: await repo.listShares(db.kysely, id, sharesLimit) };
+    const shares = await repo.listShares(db.kysely, id, sharesLimit + 1);
+    return { batch, shares: shares.slice(0, sharesLimit), truncated: shares.length > sharesLimit };
   }
 
   return { allocate, list, detail, weights };

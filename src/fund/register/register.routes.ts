@@ -78,6 +78,15 @@ export function registerRoutes(deps: { db: Database; register: RegisterService; 
       return { imported: { estates: outcome.estates, buildings: outcome.buildings, units: outcome.units } };
     });
 
+    app.post('/v1/fund/units', { schema: { tags, security, summary: '登记房屋（JSON，字段同导入列的英文名；全部成功或全部不登记；行号从 2 起）/ register units as JSON, keyed like the import columns' } }, async (request, reply) => {
+      const p = await guard(request);
+      requireCenter(p);
+      const body = (request.body ?? {}) as { city?: unknown; units?: unknown };
+      if (!Array.isArray(body.units) || !body.units.every((u) => typeof u === 'object' && u !== null && !Array.isArray(u))) throw badRequest('FUND_PARAM_INVALID', 'units 须为对象数组 / units must be an array of objects');
+      const outcome = await register.addUnits({ city: textParam(body.city, 'city', 32), units: body.units as Array<Record<string, unknown>>, actor: p.subject });
+      return reply.status(201).send({ imported: { estates: outcome.estates, buildings: outcome.buildings, units: outcome.units }, unitIds: outcome.unitIds });
+    });
+
     app.get('/v1/fund/estates', { schema: { tags, security, summary: '小区列表（按权限）/ estates you may see' } }, async (request) => {
       const p = await guard(request);
       if (p.role === 'owner') throw forbidden('业主只能查看自己的房屋 / owners see their own units: GET /v1/fund/units');

@@ -7,7 +7,7 @@ import { transact, type Database, type Tx } from '../../platform/db.ts';
 import { AppError, badRequest, notFound } from '../../platform/errors.ts';
 import { isRate } from '../../platform/money.ts';
 import * as repo from './register.repo.ts';
-import { readTable, validateTable, type ImportRow, type Rejection } from './import.ts';
+import { IMPORT_COLUMNS, readTable, validateTable, type ImportRow, type Rejection } from './import.ts';
 import { isBuildingType, isUnitUse, type Owner } from './model.ts';
 
 export const newId = (prefix: string) => `${prefix}_${randomBytes(8).toString('hex')}`;
@@ -47,6 +47,17 @@ export function createRegisterService(deps: { db: Database }) {
   async function importFile(input: { city: string; format: 'xlsx' | 'csv'; bytes: Buffer; actor: string }): Promise<ImportOutcome> {
     await requireCity(db.kysely, input.city);
     const parsed = validateTable(await readTable(input.format, input.bytes));
+    if (!parsed.ok) throw importRejected(parsed.rejected, parsed.rejectedCount, parsed.rowCount);
+    return importRows(input.city, parsed.rows, input.actor);
+  }
+
+  /** Adds units given as JSON objects keyed by the import's English column names (same checks, same all-or-nothing). */
+  async function addUnits(input: { city: string; units: Array<Record<string, unknown>>; actor: string }): Promise<ImportOutcome> {
+    await requireCity(db.kysely, input.city);
+    if (input.units.length === 0 || input.units.length > 1000) throw badRequest('FUND_PARAM_INVALID', 'units 须为 1–1000 条 / units must hold 1–1000 entries');
+    const keys = IMPORT_COLUMNS.map((c) => c.headers.at(-1) as string);
+    const table = [keys, ...input.units.map((u) => keys.map((k) => (u[k] === undefined || u[k] === null ? '' : String(u[k]))))];
+    const parsed = validateTable(table);
     if (!parsed.ok) throw importRejected(parsed.rejected, parsed.rejectedCount, parsed.rowCount);
     return importRows(input.city, parsed.rows, input.actor);
   }
@@ -204,7 +215,7 @@ export function createRegisterService(deps: { db: Database }) {
     return repo.listUnits(db.kysely, f, Math.min(Math.max(limit, 1), LIST_LIMIT_MAX), afterId);
   }
 
-  return { importFile, importRows, getUnit, getEstate, getBuilding, editUnit, editEstate, transferOwnership, setCity, setStandard, listUnits, requireCity };
+  return { importFile, importRows, addUnits, getUnit, getEstate, getBuilding, editUnit, editEstate, transferOwnership, setCity, setStandard, listUnits, requireCity };
 }
 
 function pick(row: object, keys: string[]): Record<string, unknown> {

@@ -21,6 +21,9 @@ const CODE_TEXT: Record<number, string> = {
   [FUND_TRANSFER_CODE.deposit]: '线上交存 / online deposit',
   [FUND_TRANSFER_CODE.counter_deposit]: '柜台/转账交存 / counter deposit',
   [FUND_TRANSFER_CODE.refund]: '退还 / refund',
+  // the use-and-yield half's codes (src/fund/use, src/fund/interest)
+  3301: '维修支用 / repair use',
+  3402: '收益分摊 / interest allocated',
 };
 const codeText = (code: number) => CODE_TEXT[code] ?? `其他业务 / other (code ${code})`;
 

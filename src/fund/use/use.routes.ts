@@ -105,7 +105,7 @@ export function fundUseRoutes(deps: FundUseRouteDeps) {
     });
     app.get('/v1/fund/interest/:id', { schema: { tags: itags, security, summary: '结息批次明细 / a batch with each household\'s share' } }, async (request) => {
       const d = await interest.detail(await guard(request), id(request));
-      return { batch: batchView(d.batch), shares: json(d.shares.map((s) => ({ unitId: s.unit_id, weight: s.weight, shareFen: s.share_fen }))) };
+      return { batch: batchView(d.batch), shares: json(d.shares.map((s) => ({ unitId: s.unit_id, weight: s.weight, shareFen: s.share_fen }))), sharesTruncated: d.truncated };
     });
   };
 }
