@@ -23,6 +23,19 @@ const USAGE = `custos — 资金监管支付清结算平台 / Custos
   custos sandbox                    只运行沙箱渠道 / run the sandbox channel alone (CUSTOS_SANDBOX_PORT)
   custos sandbox pay|fail|cancel PAY_ORDER_ID
                                     模拟付款人 / act as the payer in the sandbox
+  custos fund import --file PATH --city CODE [--json]
+                                    导入楼盘表 xlsx/csv（有错行则全部不导入，退出码 1）/ import a property register
+  custos fund city --city CODE --name NAME [--top-up-bp 3000]
+                                    城市维修资金参数 / a city's configuration (top-up threshold in basis points)
+  custos fund standard --city CODE --type BUILDING_TYPE (--fen-per-m2 N | --rate R)
+                                    交存标准 / a deposit standard (area × fen/㎡ or price × rate)
+  custos fund bills --estate ID     生成首期缴款通知书 / generate first-deposit bills for an estate
+  custos fund counter --bill ID --bank-ref REF --amount-fen N [--transfer]
+                                    录入柜台/转账缴款（按流水号幂等）/ enter a bank counter payment
+  custos fund report daily|estate|building|unit [ID|--date YYYY-MM-DD] --out FILE.xlsx
+                                    导出报表 / write a report as Excel
+  custos fund interest --city CODE --period YYYY-Qn --amount-yuan X [--json]
+                                    维修资金结息并按积数分摊 / record a period's interest and allocate it to households
   custos bench ledger|api|settle [--quick] [--db postgres|pglite|both]
   custos help
 
@@ -62,6 +75,8 @@ async function run(argv: string[]): Promise<number> {
       return settleCommand(rest);
     case 'sandbox':
       return sandboxCommand(rest);
+    case 'fund':
+      return fundCommand(rest);
     case undefined:
     case 'help':
     case '--help':
@@ -95,6 +110,8 @@ async function serve(): Promise<number> {
       ...(demo ? [
         `  演示商户 / demo merchant: mchNo ${demo.mchNo}, appId ${demo.appId}, appSecret ${demo.appSecret}`,
         `  演示订单，手机打开即可支付 / a demo property-fee order to pay: ${demo.cashierUrl}`,
+        `  维修资金缴费（业主 H5）/ maintenance-fund bills to pay: ${demo.fundH5Url}`,
+        `    登录演示房屋 / sign in to the demo house with: ${demo.fundLogin}`,
       ] : []),
       '',
     ].join('\n'),
@@ -317,6 +334,146 @@ async function adminCall(config: ReturnType<typeof loadConfig>, url: string, met
   const answer = (await res.json()) as { message?: string };
   if (!res.ok) throw new UsageError(answer.message ?? `HTTP ${res.status}`);
   return answer;
+}
+
+async function fundCommand(argv: string[]): Promise<number> {
+  const [sub, ...rest] = argv;
+  if (sub !== 'interest') return fundOperatorCommand(sub, rest);
+  const { values } = parse(rest, { city: { type: 'string' }, period: { type: 'string' }, 'amount-yuan': { type: 'string' }, json: { type: 'boolean', default: false } });
+  if (!values.city || !values.period || !values['amount-yuan']) throw new UsageError('--city, --period and --amount-yuan are required, e.g. custos fund interest --city 3301 --period 2026-Q1 --amount-yuan 1234.56');
+  const { parseYuan, AmountInvalid } = await import('./recon/parse/amount.ts');
+  let amountFen: bigint;
+  try {
+    amountFen = parseYuan(values['amount-yuan'] as string);
+  } catch (error) {
+    if (error instanceof AmountInvalid) throw new UsageError(`--amount-yuan 应为元，最多两位小数 / --amount-yuan must be yuan with at most 2 decimals (got "${values['amount-yuan']}")`);
+    throw error;
+  }
+  const body = { city: values.city, period: values.period, amountFen: amountFen.toString() };
+  const { batchView } = await import('./fund/use/use.routes.ts');
+  const config = loadConfig();
+  const server = config.databaseUrl ? null : runningServer(config.dataDir);
+  let batch: Record<string, unknown>;
+  if (server) {
+    batch = (await adminCall(config, server.url, 'POST', '/v1/fund/interest', body)) as Record<string, unknown>;
+  } else {
+    const { createFundInterest } = await import('./fund/interest/interest.service.ts');
+    const db = await openDatabase({ databaseUrl: config.databaseUrl, dataDir: config.dataDir });
+    try {
+      await migrate(db);
+      const interest = createFundInterest({ db, ledger: createLedger({ db, clock: systemClock }), clock: systemClock });
+      batch = batchView(await interest.allocate({ role: 'center', subject: 'cli', estateIds: null, unitIds: null }, body)) as Record<string, unknown>;
+    } catch (error) {
+      if (error instanceof AppError) throw new UsageError(error.message);
+      throw error;
+    } finally {
+      await db.close();
+    }
+  }
+  if (values.json) process.stdout.write(JSON.stringify(batch) + '\n');
+  else process.stdout.write(`结息已入账并分摊 / interest posted and allocated: ${batch.city} ${batch.period} ${batch.amountYuan} 元 → ${batch.households} 户 / households (batch ${batch.id})\n`);
+  return 0;
+}
+
+/** Fund operator commands: through the running server's admin API, or an in-process platform. */
+async function fundOperatorCommand(sub: string | undefined, rest: string[]): Promise<number> {
+  const { values, positionals } = parse(rest, {
+    file: { type: 'string' }, city: { type: 'string' }, name: { type: 'string' }, 'top-up-bp': { type: 'string' }, type: { type: 'string' },
+    'fen-per-m2': { type: 'string' }, rate: { type: 'string' }, estate: { type: 'string' }, bill: { type: 'string' }, 'bank-ref': { type: 'string' },
+    'amount-fen': { type: 'string' }, transfer: { type: 'boolean', default: false }, date: { type: 'string' }, out: { type: 'string' }, json: { type: 'boolean', default: false },
+  });
+  const need = (name: string, example: string) => {
+    const v = values[name as keyof typeof values];
+    if (typeof v !== 'string' || v === '') throw new UsageError(`--${name} is required, e.g. ${example}`);
+    return v;
+  };
+  let request: { method: string; path: string; body?: unknown; binary?: boolean };
+  switch (sub) {
+    case 'import': {
+      const file = need('file', 'custos fund import --file register.xlsx --city 330100');
+      const city = need('city', 'custos fund import --file register.xlsx --city 330100');
+      const format = /\.xlsx$/i.test(file) ? 'xlsx' : /\.csv$/i.test(file) ? 'csv' : null;
+      if (!format) throw new UsageError('--file must end in .xlsx or .csv');
+      const { readFile } = await import('node:fs/promises');
+      let bytes: Buffer;
+      try {
+        bytes = await readFile(file);
+      } catch (error) {
+        throw new UsageError(`cannot read ${file}: ${(error as Error).message}`);
+      }
+      request = { method: 'POST', path: '/v1/fund/imports', body: { city, format, contentBase64: bytes.toString('base64') } };
+      break;
+    }
+    case 'city':
+      request = { method: 'PUT', path: `/v1/fund/cities/${encodeURIComponent(need('city', 'custos fund city --city 330100 --name 杭州市'))}`, body: { name: need('name', 'custos fund city --city 330100 --name 杭州市'), ...(values['top-up-bp'] ? { topUpRatioBp: Number(values['top-up-bp']) } : {}) } };
+      break;
+    case 'standard': {
+      const city = need('city', 'custos fund standard --city 330100 --type high_rise_lift --fen-per-m2 9000');
+      const type = need('type', 'custos fund standard --city 330100 --type high_rise_lift --fen-per-m2 9000');
+      const body = values['fen-per-m2'] ? { method: 'area', fenPerM2: values['fen-per-m2'] } : values.rate ? { method: 'price', rate: values.rate } : null;
+      if (!body) throw new UsageError('give --fen-per-m2 N (area method) or --rate R (price method)');
+      request = { method: 'PUT', path: `/v1/fund/cities/${encodeURIComponent(city)}/standards/${encodeURIComponent(type)}`, body };
+      break;
+    }
+    case 'bills':
+      request = { method: 'POST', path: '/v1/fund/bills/generate', body: { estateId: need('estate', 'custos fund bills --estate e_…') } };
+      break;
+    case 'counter':
+      request = { method: 'POST', path: `/v1/fund/bills/${encodeURIComponent(need('bill', 'custos fund counter --bill b_… --bank-ref ICBC0001 --amount-fen 886500'))}/counter-payments`, body: { bankRef: need('bank-ref', '--bank-ref ICBC0001'), amountFen: need('amount-fen', '--amount-fen 886500'), channel: values.transfer ? 'transfer' : 'counter' } };
+      break;
+    case 'report': {
+      const [kind, id] = positionals;
+      need('out', 'custos fund report daily --date 2026-11-22 --out daily.xlsx');
+      if (kind === 'daily') request = { method: 'GET', path: `/v1/fund/reports/daily${values.date ? `?date=${encodeURIComponent(values.date)}` : ''}`, binary: true };
+      else if ((kind === 'estate' || kind === 'building' || kind === 'unit') && id) request = { method: 'GET', path: `/v1/fund/reports/${kind}s/${encodeURIComponent(id)}`, binary: true };
+      else throw new UsageError('usage: custos fund report daily [--date YYYY-MM-DD] --out FILE | custos fund report estate|building|unit ID --out FILE');
+      break;
+    }
+    default:
+      throw new UsageError(`unknown fund command "${sub ?? ''}"; use import, city, standard, bills, counter, report or interest`);
+  }
+  const answer = await fundCall(request);
+  if (request.binary) {
+    if (answer.status !== 200) throw new Error(String((JSON.parse(answer.body.toString('utf8')) as { message?: string }).message ?? answer.status));
+    const { writeFile } = await import('node:fs/promises');
+    await writeFile(values.out as string, answer.body);
+    process.stdout.write(`已写出 / written: ${values.out} (${answer.body.length} bytes)\n`);
+    return 0;
+  }
+  const body = JSON.parse(answer.body.toString('utf8')) as { code?: string; message?: string; details?: { rejected?: Array<{ row: number; column: string; reason: string }>; rejectedCount?: number } };
+  if (values.json) process.stdout.write(JSON.stringify(body) + '\n');
+  if (answer.status >= 400) {
+    if (!values.json) {
+      for (const r of body.details?.rejected ?? []) process.stdout.write(`  第 ${r.row} 行 / row ${r.row} [${r.column}]: ${r.reason}\n`);
+      process.stderr.write(`custos: ${body.message ?? `HTTP ${answer.status}`}\n`);
+    }
+    return 1;
+  }
+  if (!values.json) process.stdout.write(JSON.stringify(body, null, 2) + '\n');
+  return 0;
+}
+
+async function fundCall(r: { method: string; path: string; body?: unknown }): Promise<{ status: number; body: Buffer }> {
+  const config = loadConfig();
+  const { resolveAdminToken } = await import('./platform/admin-token.ts');
+  const server = config.databaseUrl ? null : runningServer(config.dataDir);
+  if (server) {
+    const { token } = await resolveAdminToken(config);
+    const res = await fetch(server.url + r.path, {
+      method: r.method, signal: AbortSignal.timeout(120_000),
+      headers: { authorization: `Bearer ${token}`, ...(r.body ? { 'content-type': 'application/json' } : {}) },
+      body: r.body ? JSON.stringify(r.body) : undefined,
+    });
+    return { status: res.status, body: Buffer.from(await res.arrayBuffer()) };
+  }
+  const { createPlatform } = await import('./server.ts');
+  const platform = await createPlatform({ ...config, logLevel: 'silent' });
+  try {
+    const res = await platform.app.inject({ method: r.method as 'GET', url: r.path, headers: { authorization: `Bearer ${platform.adminToken}` }, ...(r.body ? { payload: r.body as object } : {}) });
+    return { status: res.statusCode, body: res.rawPayload };
+  } finally {
+    await platform.close();
+  }
 }
 
 async function benchCommand(argv: string[]): Promise<number> {

@@ -19,6 +19,7 @@ import { createSandboxAdapter } from './channel/sandbox/adapter.ts';
 import type { ChannelAdapter } from './channel/contract.ts';
 import { createSettlementService, settlementRoutes, SETTLE_QUEUE, type SettlementService } from './settlement/index.ts';
 import { cstDate } from './platform/time.ts';
+import { createFund, type Fund } from './fund/index.ts';
 
 const EXPIRY_INTERVAL_MS = 1000;
 
@@ -28,6 +29,7 @@ export interface Platform {
   ledger: Ledger;
   payment: PaymentCenter;
   settlement: SettlementService;
+  fund: Fund;
   jobs: Jobs;
   adminToken: string;
   adminTokenFile: string | null;
@@ -49,7 +51,8 @@ export async function createPlatform(config: Config, options: PlatformOptions = 
   const database = options.db ?? (await openDatabase({ databaseUrl: config.databaseUrl, dataDir: config.dataDir, poolSize: config.ledgerPoolSize }));
   await migrate(database);
   const { token, file: adminTokenFile } = await resolveAdminToken(config);
-  const box = createSecretBox(await resolveMasterKey(config));
+  const masterKey = await resolveMasterKey(config);
+  const box = createSecretBox(masterKey);
   const metrics = createMetrics();
   const ledger = createLedger({ db: database, clock, batchMax: config.ledgerBatchMax });
   const guard = bearerGuard(token);
@@ -59,21 +62,31 @@ export async function createPlatform(config: Config, options: PlatformOptions = 
   const adapters = options.adapters ?? [createSandboxAdapter({ baseUrl: config.sandboxUrl, key: config.sandboxKey })];
   const settlement = createSettlementService({ db: database, ledger, adapters: () => adapters, publicUrl: config.publicUrl, log: (msg, extra) => app?.log.warn(extra ?? {}, msg) });
   await settlement.loadCalendar();
+  const fund = createFund({ db: database, ledger, clock, adminToken: token, masterKey, publicUrl: config.publicUrl });
   const payment = createPaymentCenter({
     db: database, ledger, jobs, box, adapters, defaultIfCode: adapters[0].ifCode, publicUrl: config.publicUrl,
     reqTimeWindowMs: config.reqTimeWindowS * 1000, notifyScheduleS: config.notifyScheduleS ?? undefined, guard,
     log: (msg, extra) => app?.log.info(extra ?? {}, msg),
-    onPaid: async (tx, order) => { await settlement.onPaid(tx, order); },
-    onRefunded: async (tx, refund) => { await settlement.onRefunded(tx, refund); },
+    // Inside the payment-success transaction. The fund center's own orders are household
+    // deposits (the fund books them); every other order is merchant income (settlement
+    // computes its fee, splits and available_on).
+    onPaid: async (tx, order) => {
+      if (await fund.ownsOrder(tx, order)) await fund.onPaid(tx, order);
+      else await settlement.onPaid(tx, order);
+    },
+    onRefunded: async (tx, refund) => {
+      if (!(await fund.ownsOrder(tx, refund))) await settlement.onRefunded(tx, refund);
+    },
   });
+  fund.attach(payment);
   app = await buildApp({
     db: database, metrics, logLevel: config.logLevel,
-    modules: [ledgerRoutes(ledger, metrics, guard), ...payment.routes, settlementRoutes({ db: database, settlement, adapters: () => adapters, guard })],
+    modules: [ledgerRoutes(ledger, metrics, guard), ...payment.routes, settlementRoutes({ db: database, settlement, adapters: () => adapters, guard }), ...fund.routes],
   });
   let closed = false;
   const stops: Array<() => void> = [];
   return {
-    app, db: database, ledger, payment, settlement, jobs, adminToken: token, adminTokenFile,
+    app, db: database, ledger, payment, settlement, fund, jobs, adminToken: token, adminTokenFile,
     async startBackground() {
       await payment.notify.start();
       stops.push(every(EXPIRY_INTERVAL_MS, () => ledger.expireDue(), (e) => app?.log.error({ err: e }, 'expiring pending transfers failed')));

@@ -3,7 +3,7 @@
 import { randomBytes, randomInt } from 'node:crypto';
 import { isIP } from 'node:net';
 import { withRetry } from '../platform/retry.ts';
-import type { Database } from '../platform/db.ts';
+import type { Database, Kdb, Tx } from '../platform/db.ts';
 import { badRequest } from '../platform/errors.ts';
 import type { SecretBox } from '../platform/secrets.ts';
 import * as repo from './payment.repo.ts';
@@ -55,10 +55,11 @@ export function createMerchantService(deps: { db: Database; box: SecretBox }) {
     return { mchNo, appId, appSecret };
   }
 
-  async function getApp(appId: string): Promise<App | null> {
+  /** `q`: the caller's transaction when it holds one (PGlite has a single session: a second handle would wait forever). */
+  async function getApp(appId: string, q: Kdb | Tx = db.kysely): Promise<App | null> {
     const hit = cache.get(appId);
     if (hit && hit.until > Date.now()) return hit.app;
-    const row = await repo.findApp(db.kysely, appId);
+    const row = await repo.findApp(q, appId);
     const app: App | null = row && {
       appId: row.app_id, mchNo: row.mch_no, name: row.name, secret: box.open(row.secret_sealed),
       signTypes: row.sign_types.split(',') as SignType[], notifyUrl: row.notify_url,

@@ -35,7 +35,7 @@ export function createNotifyService(options: NotifyOptions) {
 
   /** Builds the signed form body and queues it, inside the caller's transaction. */
   async function enqueue(tx: Tx, n: { kind: 'pay_order' | 'refund_order' | 'transfer_order'; refId: string; mchNo: string; appId: string; notifyUrl: string | null; params: Record<string, unknown> }): Promise<void> {
-    const app = await merchants.getApp(n.appId);
+    const app = await merchants.getApp(n.appId, tx);
     const url = n.notifyUrl || app?.notifyUrl;
     if (!app || !url) return; // nobody to tell: the merchant queries instead
     const signType: SignType = app.signTypes.includes('MD5') ? 'MD5' : app.signTypes[0];

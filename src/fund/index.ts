@@ -1,0 +1,75 @@
+// The maintenance fund (住宅专项维修资金): wiring of its services and routes. The
+// register-and-deposits half lives here; the use-and-yield half (repairs, votes,
+// approvals, apportionment, interest) adds its routes to `routes` below.
+import { createHmac } from 'node:crypto';
+import type { FastifyInstance } from 'fastify';
+import type { Database, Tx } from '../platform/db.ts';
+import type { Clock } from '../platform/clock.ts';
+import type { Ledger } from '../ledger/index.ts';
+import type { PaymentCenter, PayOrderRow } from '../payment/index.ts';
+import { fundGuard } from './access.ts';
+import { createRegisterService } from './register/register.service.ts';
+import { registerRoutes } from './register/register.routes.ts';
+import { createDepositService } from './deposit/deposit.service.ts';
+import { depositRoutes } from './deposit/deposit.routes.ts';
+import { createReceiptService } from './receipt/receipt.service.ts';
+import { createReports } from './report/report.ts';
+import { h5Routes } from './h5/h5.routes.ts';
+import { createFundInterest, createFundUse, fundUseRoutes } from './use/index.ts';
+
+export interface FundOptions {
+  db: Database;
+  ledger: Ledger;
+  clock: Clock;
+  adminToken: string;
+  /** The platform's master key: the receipt check-code key is derived from it. */
+  masterKey: Buffer;
+  publicUrl: string;
+}
+
+export type Fund = ReturnType<typeof createFund>;
+
+/**
+ * The payment center needs the fund's onPaid handler and the fund needs the payment
+ * center: create the fund first, then `attach(payment)` once the center exists.
+ */
+export function createFund(options: FundOptions) {
+  const { db, ledger } = options;
+  const guardDeps = { db, adminToken: options.adminToken, clock: options.clock };
+  const guard = fundGuard(guardDeps);
+  const register = createRegisterService({ db });
+  const receipts = createReceiptService({ db, key: createHmac('sha256', options.masterKey).update('custos/fund/receipt/v1').digest(), publicUrl: options.publicUrl });
+  const reports = createReports({ db });
+  let deposits: ReturnType<typeof createDepositService> | null = null;
+  const need = () => {
+    if (!deposits) throw new Error('fund: attach(payment) before use');
+    return deposits;
+  };
+
+  return {
+    guard, register, receipts, reports, publicUrl: options.publicUrl,
+    get deposits() {
+      return need();
+    },
+    attach(payment: PaymentCenter) {
+      deposits = createDepositService({ db, ledger, payment, publicUrl: options.publicUrl });
+    },
+    /** For PaymentOptions.onPaid: runs inside the payment-success transaction. */
+    async onPaid(tx: Tx, order: PayOrderRow): Promise<void> {
+      await need().onPaid(tx, order);
+    },
+    /** Orders of the fund center's own merchant are household deposits, not merchant income (settlement skips them). */
+    async ownsOrder(tx: Tx, order: { mch_no: string }): Promise<boolean> {
+      return need().isFundMerchant(tx, order.mch_no);
+    },
+    get routes(): Array<(app: FastifyInstance) => Promise<void>> {
+      const d = need();
+      return [
+        registerRoutes({ db, register, deposits: d, guard }),
+        depositRoutes({ db, deposits: d, register, receipts, reports, guard }),
+        h5Routes({ db, guardDeps, deposits: d, receipts }),
+        fundUseRoutes({ use: createFundUse({ db, ledger }), interest: createFundInterest({ db, ledger, clock: options.clock }), guard }),
+      ];
+    },
+  };
+}
