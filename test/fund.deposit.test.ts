@@ -132,6 +132,10 @@ test('owner path through the sandbox: pay order → payment → notification →
   assert.equal(await principal(u.id), 886500n);
   const mch = await stack.platform.ledger.getAccount(`mch:${await fundMch()}:pending`);
   assert.equal(mch.credits_posted - mch.debits_posted, 0n, 'the payment went on to the household account');
+  // a household deposit is not merchant income: settlement books no fee and nothing to pay out
+  const settled = await sql<{ n: number }>`SELECT (SELECT count(*) FROM settle_order_fees WHERE pay_order_id = ${pay.body.payOrderId})::int
+    + (SELECT count(*) FROM settle_entries WHERE ref = ${pay.body.payOrderId})::int AS n`.execute(db());
+  assert.equal(settled.rows[0].n, 0);
 
   // duplicated notifications (same event, new event) and a poll credit nothing more
   const n = { event_id: 'dup-evt-1', kind: 'pay' as const, out_no: pay.body.payOrderId, channel_no: paid.tradeNo, status: 'SUCCESS' as const, amount: '886500', success_time: paid.successAt, payer: paid.payer };
