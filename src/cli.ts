@@ -21,7 +21,13 @@ const USAGE = `custos — 资金监管支付清结算平台 / Custos
   custos sandbox                    只运行沙箱渠道 / run the sandbox channel alone (CUSTOS_SANDBOX_PORT)
   custos sandbox pay|fail|cancel PAY_ORDER_ID
                                     模拟付款人 / act as the payer in the sandbox
-  custos bench ledger|api [--quick] [--db postgres|pglite|both]
+  custos recon run --channel wechat|alipay|unionpay|sandbox --date YYYY-MM-DD [--file PATH] [--json]
+                                    对账 / reconcile a channel's bill date (progress on stderr, summary table)
+  custos recon mistakes [--batch ID] [--state open] [--json]
+                                    对账差错 / reconciliation mistakes
+  custos recon resolve ID --side channel|platform --reason "…"
+                                    处理差错 / resolve a mistake (audited; money-moving sides post to the ledger)
+  custos bench ledger|api|recon [--quick] [--db postgres|pglite|both]
   custos help
 
 Configuration is read from the environment: see README "Configuration".`;
@@ -58,6 +64,8 @@ async function run(argv: string[]): Promise<number> {
       return notifyCommand(rest);
     case 'sandbox':
       return sandboxCommand(rest);
+    case 'recon':
+      return (await import('./recon/recon.cli.ts')).reconCommand(rest);
     case undefined:
     case 'help':
     case '--help':
@@ -286,5 +294,6 @@ async function benchCommand(argv: string[]): Promise<number> {
   const [name, ...rest] = argv;
   if (name === 'ledger') return (await import('../bench/ledger.ts')).benchLedger(rest);
   if (name === 'api') return (await import('../bench/api.ts')).benchApi(rest);
-  throw new UsageError(`unknown benchmark "${name ?? ''}"; available: ledger, api`);
+  if (name === 'recon') return (await import('../bench/recon.ts')).benchRecon(rest);
+  throw new UsageError(`unknown benchmark "${name ?? ''}"; available: ledger, api, recon`);
 }

@@ -17,6 +17,7 @@ import { createPaymentCenter, type PaymentCenter } from './payment/index.ts';
 import { NOTIFY_QUEUE } from './payment/notify.service.ts';
 import { createSandboxAdapter } from './channel/sandbox/adapter.ts';
 import type { ChannelAdapter } from './channel/contract.ts';
+import { createReconModule, RECON_QUEUE, type ReconModule } from './recon/index.ts';
 
 const EXPIRY_INTERVAL_MS = 1000;
 
@@ -25,6 +26,7 @@ export interface Platform {
   db: Database;
   ledger: Ledger;
   payment: PaymentCenter;
+  recon: ReconModule;
   jobs: Jobs;
   adminToken: string;
   adminTokenFile: string | null;
@@ -39,6 +41,8 @@ export interface PlatformOptions {
   db?: Database;
   /** Channel adapters; default: the sandbox at config.sandboxUrl. */
   adapters?: ChannelAdapter[];
+  /** Reconciliation hooks and settings (holds from settlement, fee function, pool TTL). */
+  recon?: Pick<Parameters<typeof createReconModule>[0], 'onMistakeOpened' | 'onMistakeResolved' | 'expectedChannelFeeE5' | 'poolTtlDays' | 'channels' | 'dailyChannels'>;
 }
 
 export async function createPlatform(config: Config, options: PlatformOptions = {}): Promise<Platform> {
@@ -52,23 +56,27 @@ export async function createPlatform(config: Config, options: PlatformOptions = 
   const guard = bearerGuard(token);
   let app: FastifyInstance | null = null;
   const logError = (error: unknown) => app?.log.error({ err: error }, 'job queue error');
-  const jobs = await createJobs(database, [NOTIFY_QUEUE], logError);
+  const jobs = await createJobs(database, [NOTIFY_QUEUE, RECON_QUEUE], logError);
   const adapters = options.adapters ?? [createSandboxAdapter({ baseUrl: config.sandboxUrl, key: config.sandboxKey })];
   const payment = createPaymentCenter({
     db: database, ledger, jobs, box, adapters, defaultIfCode: adapters[0].ifCode, publicUrl: config.publicUrl,
     reqTimeWindowMs: config.reqTimeWindowS * 1000, notifyScheduleS: config.notifyScheduleS ?? undefined, guard,
     log: (msg, extra) => app?.log.info(extra ?? {}, msg),
   });
+  const recon = createReconModule({
+    db: database, ledger, payment, guard, fileDir: config.fileDir, sandbox: { baseUrl: config.sandboxUrl, key: config.sandboxKey }, ...options.recon,
+  });
   app = await buildApp({
     db: database, metrics, logLevel: config.logLevel,
-    modules: [ledgerRoutes(ledger, metrics, guard), ...payment.routes],
+    modules: [ledgerRoutes(ledger, metrics, guard), ...payment.routes, ...recon.routes],
   });
   let closed = false;
   const stops: Array<() => void> = [];
   return {
-    app, db: database, ledger, payment, jobs, adminToken: token, adminTokenFile,
+    app, db: database, ledger, payment, recon, jobs, adminToken: token, adminTokenFile,
     async startBackground() {
       await payment.notify.start();
+      await recon.startJobs(jobs, (e) => app?.log.error({ err: e }, 'reconciliation job failed'));
       stops.push(every(EXPIRY_INTERVAL_MS, () => ledger.expireDue(), (e) => app?.log.error({ err: e }, 'expiring pending transfers failed')));
       stops.push(every(config.pollIntervalS * 1000, () => payment.poll(), (e) => app?.log.error({ err: e }, 'payment polling failed')));
       return () => stops.splice(0).forEach((stop) => stop());
