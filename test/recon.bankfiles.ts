@@ -130,7 +130,7 @@ const rkOf = (value: number): number | null => {
 };
 
 /** A BIFF8 workbook of one sheet; string cells go through the SST except column 10 (LABEL). */
-export function bankXls(rows: BankRow[]): Buffer {
+export function bankXls(rows: BankRow[], options: { mini?: boolean } = {}): Buffer {
   const strings: string[] = [];
   const index = new Map<string, number>();
   let refs = 0;
@@ -177,8 +177,68 @@ export function bankXls(rows: BankRow[]): Buffer {
   const globalsWithout = Buffer.concat([bof(0x0005), boundsheet(0), ...sstRecords(strings, refs), EOF_RECORD]);
   const globals = Buffer.concat([bof(0x0005), boundsheet(globalsWithout.length), ...sstRecords(strings, refs), EOF_RECORD]);
   let stream = Buffer.concat([globals, bof(0x0010), ...cells, EOF_RECORD]);
+  if (options.mini) {
+    if (stream.length >= 4096) throw new Error('too many rows for a mini-stream workbook');
+    return miniCompoundFile(stream);
+  }
   if (stream.length < 4096) stream = Buffer.concat([stream, Buffer.alloc(4096 - stream.length)]);
   return compoundFile(stream);
+}
+
+const ENDOFCHAIN = 0xfffffffe;
+const FREESECT = 0xffffffff;
+
+function cfbHeader(fatSectors: number, dirSector: number, miniFatStart: number, miniFatSectors: number): Buffer {
+  const header = Buffer.alloc(512);
+  Buffer.from('d0cf11e0a1b11ae1', 'hex').copy(header, 0);
+  header.writeUInt16LE(0x003e, 0x18);
+  header.writeUInt16LE(3, 0x1a);
+  header.writeUInt16LE(0xfffe, 0x1c);
+  header.writeUInt16LE(9, 0x1e);
+  header.writeUInt16LE(6, 0x20);
+  header.writeUInt32LE(fatSectors, 0x2c);
+  header.writeUInt32LE(dirSector, 0x30);
+  header.writeUInt32LE(4096, 0x38);
+  header.writeUInt32LE(miniFatStart, 0x3c);
+  header.writeUInt32LE(miniFatSectors, 0x40);
+  header.writeUInt32LE(ENDOFCHAIN, 0x44);
+  for (let i = 0; i < 109; i += 1) header.writeUInt32LE(i < fatSectors ? i : FREESECT, 0x4c + i * 4);
+  return header;
+}
+
+function dirEntry(name: string, type: number, start: number, size: number, child: number): Buffer {
+  const e = Buffer.alloc(128);
+  if (name) {
+    Buffer.from(name + '\0', 'utf16le').copy(e, 0);
+    e.writeUInt16LE((name.length + 1) * 2, 0x40);
+  }
+  e[0x42] = type;
+  e[0x43] = 1;
+  e.writeUInt32LE(FREESECT, 0x44);
+  e.writeUInt32LE(FREESECT, 0x48);
+  e.writeUInt32LE(child, 0x4c);
+  e.writeUInt32LE(start, 0x74);
+  e.writeUInt32LE(size, 0x78);
+  return e;
+}
+
+/** A compound file whose small Workbook stream (< 4096 bytes) lives in the mini stream (64-byte sectors, mini FAT). */
+export function miniCompoundFile(workbook: Buffer): Buffer {
+  const miniSectors = Math.ceil(workbook.length / 64);
+  const ministream = Buffer.concat([workbook, Buffer.alloc(miniSectors * 64 - workbook.length)]);
+  const streamSectors = Math.ceil(ministream.length / 512);
+  // sectors: 0 FAT, 1 directory, 2 mini FAT, 3… the mini stream (the root entry's stream)
+  const fat = Buffer.alloc(512, 0xff);
+  fat.writeUInt32LE(0xfffffffd, 0);
+  fat.writeUInt32LE(ENDOFCHAIN, 4);
+  fat.writeUInt32LE(ENDOFCHAIN, 8);
+  for (let i = 0; i < streamSectors; i += 1) fat.writeUInt32LE(i === streamSectors - 1 ? ENDOFCHAIN : 3 + i + 1, (3 + i) * 4);
+  const miniFat = Buffer.alloc(512, 0xff);
+  for (let i = 0; i < miniSectors; i += 1) miniFat.writeUInt32LE(i === miniSectors - 1 ? ENDOFCHAIN : i + 1, i * 4);
+  const directory = Buffer.concat([dirEntry('Root Entry', 5, 3, ministream.length, 1), dirEntry('Workbook', 2, 0, workbook.length, FREESECT),
+    dirEntry('', 0, 0, 0, FREESECT), dirEntry('', 0, 0, 0, FREESECT)]);
+  const body = Buffer.concat([ministream, Buffer.alloc(streamSectors * 512 - ministream.length)]);
+  return Buffer.concat([cfbHeader(1, 1, 2, 1), fat, directory, miniFat, body]);
 }
 
 /** A version 3 compound file (512-byte sectors) holding one stream, "Workbook". */
@@ -194,35 +254,8 @@ export function compoundFile(workbook: Buffer): Buffer {
   for (let i = 0; i < fatSectors; i += 1) fat[i] = 0xfffffffd;
   fat[dirSector] = 0xfffffffe;
   for (let i = 0; i < wbSectors; i += 1) fat[wbStart + i] = i === wbSectors - 1 ? 0xfffffffe : wbStart + i + 1;
-  const header = Buffer.alloc(SECTOR);
-  Buffer.from('d0cf11e0a1b11ae1', 'hex').copy(header, 0);
-  header.writeUInt16LE(0x003e, 0x18);
-  header.writeUInt16LE(3, 0x1a);
-  header.writeUInt16LE(0xfffe, 0x1c);
-  header.writeUInt16LE(9, 0x1e);
-  header.writeUInt16LE(6, 0x20);
-  header.writeUInt32LE(fatSectors, 0x2c);
-  header.writeUInt32LE(dirSector, 0x30);
-  header.writeUInt32LE(4096, 0x38);
-  header.writeUInt32LE(0xfffffffe, 0x3c);
-  header.writeUInt32LE(0xfffffffe, 0x44);
-  for (let i = 0; i < 109; i += 1) header.writeUInt32LE(i < fatSectors ? i : 0xffffffff, 0x4c + i * 4);
-  const entry = (name: string, type: number, start: number, size: number, child: number) => {
-    const e = Buffer.alloc(128);
-    if (name) {
-      Buffer.from(name + '\0', 'utf16le').copy(e, 0);
-      e.writeUInt16LE((name.length + 1) * 2, 0x40);
-    }
-    e[0x42] = type;
-    e[0x43] = 1;
-    e.writeUInt32LE(0xffffffff, 0x44);
-    e.writeUInt32LE(0xffffffff, 0x48);
-    e.writeUInt32LE(child, 0x4c);
-    e.writeUInt32LE(start, 0x74);
-    e.writeUInt32LE(size, 0x78);
-    return e;
-  };
-  const directory = Buffer.concat([entry('Root Entry', 5, 0xfffffffe, 0, 1), entry('Workbook', 2, wbStart, workbook.length, 0xffffffff), entry('', 0, 0, 0, 0xffffffff), entry('', 0, 0, 0, 0xffffffff)]);
+  const header = cfbHeader(fatSectors, dirSector, ENDOFCHAIN, 0);
+  const directory = Buffer.concat([dirEntry('Root Entry', 5, ENDOFCHAIN, 0, 1), dirEntry('Workbook', 2, wbStart, workbook.length, FREESECT), dirEntry('', 0, 0, 0, FREESECT), dirEntry('', 0, 0, 0, FREESECT)]);
   const fatBytes = Buffer.alloc(fatSectors * SECTOR);
   fat.forEach((v, i) => fatBytes.writeUInt32LE(v, i * 4));
   const body = Buffer.concat([workbook, Buffer.alloc(wbSectors * SECTOR - workbook.length)]);

@@ -23,6 +23,7 @@ import { createStatementStore, type StatementStore } from '../src/recon/fetch/st
 import { FetchError, type StatementSource } from '../src/recon/fetch/source.ts';
 import { sql } from '../src/platform/db.ts';
 import { AppError } from '../src/platform/errors.ts';
+import { parseStatement, type ChannelRecord } from '../src/recon/parse/index.ts';
 
 const KEY = 'fetch-test-key';
 const D = '2026-11-21';
@@ -233,7 +234,7 @@ test('HTTP: the sandbox bill is stored as received (sha256, size, row); fetching
   const zip = readFileSync(path.join(s.dir, zipRow.stored_path));
   assert.equal(sha(zip), zipRow.sha256);
   assert.equal(zip.readUInt32LE(0), 0x04034b50, 'a zip as received');
-  assert.equal(alipayBill(sandbox.statementInput(D), clock).length, zip.length);
+  assert.deepEqual(zip, alipayBill(sandbox.statementInput(D), clock), 'the sandbox\'s zip, byte for byte');
 });
 
 test('HTTP: a bill that is not ready is STATEMENT_NOT_READY after the bounded retries, waits doubling', async () => {
@@ -271,6 +272,17 @@ test('timeouts: a server that never answers, or never finishes, is FETCH_TIMEOUT
     const elapsed = Date.now() - started;
     // two attempts of at most the transfer timeout each, plus one back-off and slack
     assert.ok(elapsed < 2 * 800 + 10 + 1500, `${name}: gave up after ${elapsed} ms (${error.message})`);
+  }
+});
+
+test('HTTP → store → parse: the batch reads the stored copy (WeChat text and the UnionPay zip), not the network', async () => {
+  const s = store();
+  for (const [format, kind] of [['wechat', 'wechat:ALL'], ['unionpay', 'unionpay:ZM']] as const) {
+    const row = await s.fetchAndStore({ kind: 'http', baseUrl: sandboxUrl, key: KEY, format, ...FAST }, { channel: 'sandbox', billDate: D, fileType: kind });
+    const records: ChannelRecord[] = [];
+    const { totals } = await parseStatement(kind, s.open(row), { billDate: D, onBatch: (batch) => { records.push(...batch); } });
+    assert.deepEqual(records.map((r) => `${r.kind}:${r.payOrderId}:${r.amountFen}`).sort(), ['payment:P-fetch-1:12345', 'payment:P-fetch-2:250'], format);
+    assert.equal(totals.settledFen, 12595n);
   }
 });
 

@@ -85,21 +85,6 @@ export async function updateBatch(q: Q, batchId: string, f: { state: string; sou
 
 // --- staging ------------------------------------------------------------------------
 
-/** Stages a chunk given as tab-separated lines (stage-format.ts), split by the database. */
-export async function stageText(q: Q, batchId: string, firstRowNo: number, text: string): Promise<void> {
-  if (text === '') return;
-  await sql`INSERT INTO recon_channel_rows (batch_id, row_no, kind, ref_id, pay_order_id, channel_no, amount_fen, fee_e5, status, trade_time)
-    SELECT ${batchId}, ${firstRowNo}::int4 + (u.o - 1)::int4, split_part(u.l, E'\t', 1)::int2, split_part(u.l, E'\t', 2), split_part(u.l, E'\t', 3),
-      split_part(u.l, E'\t', 4), split_part(u.l, E'\t', 5)::int8, split_part(u.l, E'\t', 6)::int8, split_part(u.l, E'\t', 7), split_part(u.l, E'\t', 8)
-    FROM unnest(string_to_array(${text}::text, E'\n')) WITH ORDINALITY AS u(l, o)`.execute(q);
-}
-
-export async function stagedCounts(q: Q, batchId: string): Promise<{ rows: bigint; net_fen: bigint }> {
-  const r = await sql<{ rows: bigint; net_fen: bigint }>`SELECT count(*) AS rows, COALESCE(sum(CASE WHEN kind = 1 THEN amount_fen ELSE -amount_fen END), 0)::int8 AS net_fen
-    FROM recon_channel_rows WHERE batch_id = ${batchId}`.execute(q);
-  return r.rows[0];
-}
-
 export async function deleteStaged(q: Q, batchId: string): Promise<void> {
   await sql`DELETE FROM recon_channel_rows WHERE batch_id = ${batchId}`.execute(q);
   await sql`DELETE FROM recon_bank_rows WHERE batch_id = ${batchId}`.execute(q);
@@ -119,18 +104,46 @@ export interface ClassifyParams {
   ttlDays: number;
 }
 
+/** A fee rate as an integer fraction, when small enough for int8 arithmetic in SQL (else null: numeric). */
+export function rateFraction(rate: string): { num: bigint; den: bigint } | null {
+  const m = /^(\d+)(?:\.(\d{1,6}))?$/.exec(rate);
+  if (!m) return null;
+  const den = 10n ** BigInt(m[2]?.length ?? 0);
+  return { num: BigInt(m[1] + (m[2] ?? '')), den };
+}
+
+/** Stages a chunk given as tab-separated lines (stage-format.ts), split by the database. */
+export async function stageText(q: Q, batchId: string, firstRowNo: number, text: string): Promise<void> {
+  if (text === '') return;
+  await sql`INSERT INTO recon_channel_rows (batch_id, row_no, kind, ref_id, pay_order_id, channel_no, status, trade_time, amount_fen, fee_e5)
+    SELECT ${batchId}, ${firstRowNo}::int4 + (u.o - 1)::int4, split_part(u.l, E'\t', 1)::int2, split_part(u.l, E'\t', 2), split_part(u.l, E'\t', 3),
+      split_part(u.l, E'\t', 4), split_part(u.l, E'\t', 5), split_part(u.l, E'\t', 6), split_part(u.l, E'\t', 7)::int8, split_part(u.l, E'\t', 8)::int8
+    FROM unnest(string_to_array(${text}::text, E'\n')) WITH ORDINALITY AS u(l, o)`.execute(q);
+}
+
 /**
- * The channel side: every staged row joined with our order (payments) or refund
- * (refunds) by our number; rows that disagree become mistakes. Returns how many rows
- * matched (same status and amount; a fee difference still counts as matched).
+ * The channel side, one pass: every staged row joined with our order (payments) or
+ * refund (refunds) by our number (hash joins); rows that disagree become mistakes (the
+ * join streams into the insert, nothing materialized). Expected fee: amount × rate, half up, in fen
+ * (× 1000 for the file's 1e-5 yuan), in int8 arithmetic.
  */
-export async function classifyChannelRows(q: Q, p: ClassifyParams): Promise<{ matched: bigint; matchedFen: bigint }> {
-  const r = await sql<{ matched: bigint | null; matched_fen: bigint | null }>`
-    WITH c AS MATERIALIZED (
+export async function classifyChannelRows(q: Q, p: ClassifyParams): Promise<void> {
+  const f = p.feeRate === null ? null : rateFraction(p.feeRate);
+  const num = f?.num ?? 0n;
+  const den = f?.den ?? 1n;
+  const checkFee = f !== null;
+  await sql`
+    INSERT INTO recon_mistakes (batch_id, type, kind, if_code, ref_id, row_no, pay_order_id, refund_order_id, mch_no,
+      channel_amount_fen, platform_amount_fen, channel_fee_e5, expected_fee_e5, channel_no, trade_time, amount_fen, state)
+    SELECT ${p.batchId}, c.type, c.kind, ${p.ifCode}, c.ref_id, c.row_no, CASE WHEN c.our_amount IS NULL AND c.kind = 2 THEN NULL ELSE c.pay_order_id END,
+      c.refund_order_id, c.mch_no, c.amount_fen, c.our_amount, c.fee_e5, c.expected_fee_e5, c.channel_no, c.trade_time, COALESCE(c.our_amount, c.amount_fen),
+      CASE WHEN c.type IN ('FEE_MISMATCH', 'REFUND_FEE_MISMATCH') THEN 'auto_fixed'
+           WHEN c.type = 'PLATFORM_STATUS_BEHIND' AND c.amount_fen = c.our_amount THEN 'fixing'
+           ELSE 'open' END
+    FROM (
       SELECT x.*,
         CASE
-          WHEN x.kind = 1 AND x.our_amount IS NULL THEN CASE WHEN x.ch_ok THEN 'PLATFORM_MISSING' END
-          WHEN x.kind = 2 AND x.our_amount IS NULL THEN CASE WHEN x.ch_ok THEN 'REFUND_PLATFORM_MISSING' END
+          WHEN x.our_amount IS NULL THEN CASE WHEN x.ch_ok THEN CASE x.kind WHEN 1 THEN 'PLATFORM_MISSING' ELSE 'REFUND_PLATFORM_MISSING' END END
           WHEN x.ch_ok AND NOT x.our_ok THEN CASE x.kind WHEN 1 THEN 'PLATFORM_STATUS_BEHIND' ELSE 'REFUND_PLATFORM_STATUS_BEHIND' END
           WHEN NOT x.ch_ok AND x.our_ok THEN CASE x.kind WHEN 1 THEN 'PLATFORM_STATUS_AHEAD' ELSE 'REFUND_PLATFORM_STATUS_AHEAD' END
           WHEN NOT x.ch_ok THEN NULL
@@ -141,48 +154,62 @@ export async function classifyChannelRows(q: Q, p: ClassifyParams): Promise<{ ma
       FROM (
         SELECT r.row_no, r.kind, r.ref_id, r.pay_order_id, r.amount_fen, r.fee_e5, r.channel_no, r.trade_time,
           CASE WHEN r.kind = 1 THEN r.status = 'SUCCESS' ELSE r.status IN ('REFUND', 'SUCCESS') END AS ch_ok,
-          CASE WHEN r.kind = 1 THEN o.state IN (2, 5) ELSE f.state = 2 END AS our_ok,
-          CASE WHEN r.kind = 1 THEN o.amount ELSE f.refund_amount END AS our_amount,
-          CASE WHEN r.kind = 1 THEN o.mch_no ELSE f.mch_no END AS mch_no,
-          CASE WHEN r.kind = 1 THEN o.state END AS o_state,
-          f.refund_order_id,
-          CASE WHEN ${p.feeRate}::numeric IS NULL THEN NULL
-               WHEN r.kind = 1 THEN round(o.amount * ${p.feeRate}::numeric)::int8 * 1000
-               ELSE -round(f.refund_amount * ${p.feeRate}::numeric)::int8 * 1000 END AS expected_fee_e5,
-          CASE WHEN r.kind = 1 THEN o.success_at ELSE f.success_at END AS our_success_at
+          CASE WHEN r.kind = 1 THEN o.state IN (2, 5) ELSE fr.state = 2 END AS our_ok,
+          CASE WHEN r.kind = 1 THEN o.amount ELSE fr.refund_amount END AS our_amount,
+          CASE WHEN r.kind = 1 THEN o.mch_no ELSE fr.mch_no END AS mch_no,
+          fr.refund_order_id,
+          CASE WHEN NOT ${checkFee} THEN NULL
+               WHEN r.kind = 1 THEN ((o.amount * ${num}::int8 * 2 + ${den}::int8) / (2 * ${den}::int8)) * 1000
+               ELSE -((fr.refund_amount * ${num}::int8 * 2 + ${den}::int8) / (2 * ${den}::int8)) * 1000 END AS expected_fee_e5
         FROM recon_channel_rows r
         LEFT JOIN pay_orders o ON r.kind = 1 AND o.pay_order_id = r.ref_id
-        LEFT JOIN pay_refunds f ON r.kind = 2 AND f.refund_order_id = r.ref_id
+        LEFT JOIN pay_refunds fr ON r.kind = 2 AND fr.refund_order_id = r.ref_id
         WHERE r.batch_id = ${p.batchId}
       ) x
-    ),
-    mistakes AS (
-      INSERT INTO recon_mistakes (batch_id, type, kind, if_code, ref_id, row_no, pay_order_id, refund_order_id, mch_no,
-        channel_amount_fen, platform_amount_fen, channel_fee_e5, expected_fee_e5, channel_no, trade_time, amount_fen, state)
-      SELECT ${p.batchId}, c.type, c.kind, ${p.ifCode}, c.ref_id, c.row_no, CASE WHEN c.our_amount IS NULL AND c.kind = 2 THEN NULL ELSE c.pay_order_id END,
-        c.refund_order_id, c.mch_no, c.amount_fen, c.our_amount, c.fee_e5, c.expected_fee_e5, c.channel_no, c.trade_time, COALESCE(c.our_amount, c.amount_fen),
-        CASE WHEN c.type IN ('FEE_MISMATCH', 'REFUND_FEE_MISMATCH') THEN 'auto_fixed'
-             WHEN c.type = 'PLATFORM_STATUS_BEHIND' AND c.amount_fen = c.our_amount THEN 'fixing'
-             ELSE 'open' END
-      FROM c WHERE c.type IS NOT NULL
-      ON CONFLICT (batch_id, type, ref_id) DO NOTHING
-      RETURNING id
-    ),
-    early AS (
-      -- Matched rows whose success date (ours) is after the bill date: the channel
-      -- reported them early; written as matched so that day's batch does not pool them.
-      INSERT INTO recon_pool (if_code, kind, ref_id, pay_order_id, mch_no, amount_fen, bill_date, state, added_batch_id, closed_batch_id)
-      SELECT ${p.ifCode}, c.kind, c.ref_id, c.pay_order_id, c.mch_no, c.our_amount, ${p.billDate}::date, 'matched', ${p.batchId}, ${p.batchId}
-      FROM c WHERE c.our_ok AND c.our_success_at >= ${p.dayEnd}
-      ON CONFLICT DO NOTHING
-      RETURNING 1
-    )
-    SELECT (SELECT count(*) FROM mistakes) AS mistakes, (SELECT count(*) FROM early) AS early,
-      count(*) FILTER (WHERE ch_ok AND our_ok AND amount_fen = our_amount) AS matched,
-      sum(CASE WHEN kind = 1 THEN amount_fen ELSE -amount_fen END) FILTER (WHERE ch_ok AND our_ok AND amount_fen = our_amount) AS matched_fen
-    FROM c`.execute(q);
-  const row = r.rows[0];
-  return { matched: BigInt(row?.matched ?? 0n), matchedFen: BigInt(row?.matched_fen ?? 0n) };
+    ) c
+    WHERE c.type IS NOT NULL
+    ON CONFLICT (batch_id, type, ref_id) DO NOTHING`.execute(q);
+}
+
+/**
+ * Rows the channel reported the day before our success date (its day ends earlier):
+ * written to the pool as already matched, so that our day's batch does not pool them.
+ */
+export async function markEarly(q: Q, p: ClassifyParams): Promise<void> {
+  await sql`INSERT INTO recon_pool (if_code, kind, ref_id, pay_order_id, mch_no, amount_fen, bill_date, state, added_batch_id, closed_batch_id)
+    SELECT ${p.ifCode}, 1, o.pay_order_id, o.pay_order_id, o.mch_no, o.amount, ${p.billDate}::date, 'matched', ${p.batchId}, ${p.batchId}
+    FROM pay_orders o JOIN recon_channel_rows r ON r.batch_id = ${p.batchId} AND r.kind = 1 AND r.ref_id = o.pay_order_id
+    WHERE o.success_at >= ${p.dayEnd} AND o.state IN (2, 5)
+    UNION ALL
+    SELECT ${p.ifCode}, 2, f.refund_order_id, f.pay_order_id, f.mch_no, f.refund_amount, ${p.billDate}::date, 'matched', ${p.batchId}, ${p.batchId}
+    FROM pay_refunds f JOIN recon_channel_rows r ON r.batch_id = ${p.batchId} AND r.kind = 2 AND r.ref_id = f.refund_order_id
+    WHERE f.success_at >= ${p.dayEnd} AND f.state = 2
+    ON CONFLICT DO NOTHING`.execute(q);
+}
+
+/**
+ * Matched = staged rows − rows with a mistake (fee differences still count as matched)
+ * − rows both sides call unpaid; from the staged rows and the batch's mistakes alone,
+ * without joining again.
+ */
+export async function matchedOf(q: Q, batchId: string): Promise<{ matched: bigint; matchedFen: bigint; rows: bigint; netFen: bigint }> {
+  const r = await sql<{ rows: bigint; net_fen: bigint; notok: bigint; notok_fen: bigint; mis: bigint; mis_fen: bigint; ahead: bigint; ahead_fen: bigint }>`SELECT
+      s.rows, s.net_fen, s.notok, s.notok_fen, m.mis, m.mis_fen, m.ahead, m.ahead_fen
+    FROM (SELECT count(*) AS rows, COALESCE(sum(CASE WHEN kind = 1 THEN amount_fen ELSE -amount_fen END), 0)::int8 AS net_fen,
+            count(*) FILTER (WHERE NOT (CASE WHEN kind = 1 THEN status = 'SUCCESS' ELSE status IN ('REFUND', 'SUCCESS') END)) AS notok,
+            COALESCE(sum(CASE WHEN kind = 1 THEN amount_fen ELSE -amount_fen END) FILTER (WHERE NOT (CASE WHEN kind = 1 THEN status = 'SUCCESS' ELSE status IN ('REFUND', 'SUCCESS') END)), 0)::int8 AS notok_fen
+          FROM recon_channel_rows WHERE batch_id = ${batchId}) s,
+         (SELECT count(*) AS mis, COALESCE(sum(CASE WHEN kind = 1 THEN channel_amount_fen ELSE -channel_amount_fen END), 0)::int8 AS mis_fen,
+            count(*) FILTER (WHERE type LIKE '%STATUS_AHEAD') AS ahead,
+            COALESCE(sum(CASE WHEN kind = 1 THEN channel_amount_fen ELSE -channel_amount_fen END) FILTER (WHERE type LIKE '%STATUS_AHEAD'), 0)::int8 AS ahead_fen
+          FROM recon_mistakes WHERE batch_id = ${batchId} AND row_no IS NOT NULL AND type NOT LIKE '%FEE_MISMATCH') m`.execute(q);
+  const x = r.rows[0];
+  return { matched: x.rows - x.mis - x.notok + x.ahead, matchedFen: x.net_fen - x.mis_fen - x.notok_fen + x.ahead_fen, rows: x.rows, netFen: x.net_fen };
+}
+
+/** No JIT for these statements: compiling costs more than it saves on a few scans. */
+export async function jitOff(q: Tx): Promise<void> {
+  await sql`SET LOCAL jit = off`.execute(q);
 }
 
 /** Pool entries of earlier days that this file reports: matched now. Returns how many. */

@@ -45,8 +45,8 @@ export function reconRoutes(deps: ReconRouteDeps) {
         },
       }, async (request, reply) => {
         const body = request.body as { channel: string; billDate: string; mchAccount?: string; file?: string };
-        const batch = await recon.createBatch(body);
         const { reader, source } = await deps.readerFor(body.channel, body.billDate, body.file ?? null);
+        const batch = await recon.createBatch(body);
         const summary = await recon.runBatch(batch.batch_id, reader, { source });
         return reply.status(201).send(json(summary));
       });

@@ -185,15 +185,23 @@ export function createReconService(options: ReconOptions) {
     if (batch.state === 'classified' || batch.state === 'done') return; // another runner did it while we waited for the lock
     const c = channelOf(batch.channel);
     await repo.deleteStaged(tx, batchId);
+    const dayStart = cstDayStart(batch.bill_date);
+    const params: repo.ClassifyParams = {
+      batchId, ifCode: batch.if_code, billDate: batch.bill_date, dayStart, dayEnd: new Date(dayStart.getTime() + 86_400_000),
+      feeRate: options.expectedChannelFeeE5 ? null : c.feeRate, ttlDays,
+    };
+    await repo.setJoinMemory(tx, db.kind === 'postgres' ? 256 : 64);
+    if (db.kind === 'postgres') await repo.jitOff(tx);
     let lines: string[] = [];
     let staged = 0;
     let inflight: Promise<void> = Promise.resolve();
-    // One statement in flight on the transaction while the next chunk is parsed.
+    // One chunk staged on the transaction while the next one is parsed.
     const stage = async (text: string, count: number) => {
       const first = staged;
       staged += count;
       await inflight;
       inflight = repo.stageText(tx, batchId, first, text).then(() => hooks.onRows?.(first + count));
+      inflight.catch(() => undefined); // awaited below; never left unobserved if the reader fails first
     };
     const flush = () => {
       const text = lines.join('\n');
@@ -201,29 +209,28 @@ export function createReconService(options: ReconOptions) {
       lines = [];
       return count > 0 ? stage(text, count) : undefined;
     };
-    await reader((r) => {
-      lines.push(stageLine(r));
-      if (lines.length >= STAGE_CHUNK) return flush();
-    }, stage);
-    await flush();
+    try {
+      await reader((r) => {
+        lines.push(stageLine(r));
+        if (lines.length >= STAGE_CHUNK) return flush();
+      }, stage);
+      await flush();
+    } catch (error) {
+      await inflight.catch(() => undefined); // let the statement in flight finish before the rollback
+      throw error;
+    }
     await inflight;
     prof('staged');
-    const dayStart = cstDayStart(batch.bill_date);
-    const params: repo.ClassifyParams = {
-      batchId, ifCode: batch.if_code, billDate: batch.bill_date, dayStart, dayEnd: new Date(dayStart.getTime() + 86_400_000),
-      feeRate: options.expectedChannelFeeE5 ? null : c.feeRate, ttlDays,
-    };
-    await repo.setJoinMemory(tx, db.kind === 'postgres' ? 256 : 64);
     await repo.resolvePool(tx, params);
-    prof('resolvePool');
-    const matched = await repo.classifyChannelRows(tx, params);
+    await repo.classifyChannelRows(tx, params);
+    await repo.markEarly(tx, params);
     prof('classify');
     if (options.expectedChannelFeeE5) await feesByFunction(tx, params);
     await repo.addToPool(tx, params);
     prof('addToPool');
     await repo.expirePool(tx, params);
     await repo.recordFeeAdjustments(tx, batchId);
-    const counts = await repo.stagedCounts(tx, batchId);
+    const counts = await repo.matchedOf(tx, batchId);
     // Working rows leave with the transaction that classified them (mistakes carry what they need).
     await repo.deleteStaged(tx, batchId);
     prof('expire+fees');
@@ -232,7 +239,7 @@ export function createReconService(options: ReconOptions) {
     }
     await repo.updateBatch(tx, batchId, {
       state: 'classified', run: true, source: hooks.source ?? batch.source, rejectCode: null, rejectMessage: null,
-      matched: { n: matched.matched, fen: matched.matchedFen }, channel: { n: counts.rows, fen: counts.net_fen },
+      matched: { n: counts.matched, fen: counts.matchedFen }, channel: { n: counts.rows, fen: counts.netFen },
     });
   }
 

@@ -4,12 +4,17 @@
 // escaped element by element on our side.
 import type { ChannelRecord } from './parse/wechat.ts';
 
-const clean = (s: string) => (s.includes('\t') || s.includes('\n') ? s.replace(/[\t\n]/g, ' ') : s);
+const UNSAFE = /[\t\n]/;
 
-/** kind, ref_id, pay_order_id, channel_no, amount_fen, fee_e5, status, trade_time */
+/** kind, ref_id, pay_order_id, channel_no, status, trade_time, amount_fen, fee_e5 */
 export function stageLine(r: ChannelRecord): string {
   const payment = r.kind === 'payment';
   const ref = payment ? r.payOrderId : (r.refundOrderId ?? '');
   const channelNo = payment ? r.channelOrderNo : (r.channelRefundNo ?? r.channelOrderNo);
-  return `${payment ? 1 : 2}\t${clean(ref)}\t${clean(r.payOrderId)}\t${clean(channelNo)}\t${r.amountFen}\t${r.feeE5}\t${clean(r.status)}\t${clean(r.time)}`;
+  let text = ref + '\t' + r.payOrderId + '\t' + channelNo + '\t' + r.status + '\t' + r.time;
+  // A tab or line break inside a field would shift the columns: it becomes a space.
+  if (UNSAFE.test(ref) || UNSAFE.test(r.payOrderId) || UNSAFE.test(channelNo) || UNSAFE.test(r.status) || UNSAFE.test(r.time)) {
+    text = [ref, r.payOrderId, channelNo, r.status, r.time].map((f) => f.replace(/[\t\n]/g, ' ')).join('\t');
+  }
+  return (payment ? '1\t' : '2\t') + text + '\t' + r.amountFen.toString() + '\t' + r.feeE5.toString();
 }

@@ -1,6 +1,7 @@
-// Daily statement files of the sandbox, in WeChat Pay's trade-bill text format and
-// Alipay's zip-of-GBK-CSV format (reference/channel-formats.md), built from what the
-// sandbox actually processed that (Beijing) day.
+// Daily statement files of the sandbox, in WeChat Pay's trade-bill text format,
+// Alipay's zip-of-GBK-CSV format and UnionPay's zip of the fixed-width GBK ZM file
+// (reference/channel-formats.md), built from what the sandbox actually processed that
+// (Beijing) day.
 import iconv from 'iconv-lite';
 import { applyRate, fenToYuan } from '../../platform/money.ts';
 import { cstDate, cstDateTime } from '../../platform/time.ts';

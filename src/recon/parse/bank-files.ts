@@ -80,7 +80,10 @@ export async function parseBankXlsx(input: AsyncIterable<Buffer>, onRecord: (rec
   try {
     for await (const worksheet of workbook) {
       sheets += 1;
-      if (sheets > 1) continue; // the statement is the first worksheet; later ones are drained
+      if (sheets > 1) {
+        for await (const _row of worksheet as unknown as AsyncIterable<unknown>) void _row; // the statement is the first worksheet; later ones are drained unread
+        continue;
+      }
       for await (const row of worksheet as unknown as AsyncIterable<ExcelJS.Row>) {
         const values = row.values as Cell[] | Record<string, Cell>;
         const cells = Array.isArray(values) ? values.slice(1).map(cellOf) : [];
@@ -102,7 +105,7 @@ function cellOf(value: unknown): Cell {
   if (typeof value === 'string' || typeof value === 'number' || typeof value === 'boolean' || value instanceof Date) return value;
   const v = value as { richText?: Array<{ text: string }>; result?: unknown; text?: unknown; error?: string };
   if (Array.isArray(v.richText)) return v.richText.map((r) => r.text).join('');
-  if ('result' in v) return cellOf(v.result);
+  if ('result' in v || 'formula' in v || 'sharedFormula' in v) return cellOf(v.result); // a formula: its cached result (none = empty)
   if (typeof v.text === 'string') return v.text;
   if (typeof v.error === 'string') return v.error;
   return String(value);

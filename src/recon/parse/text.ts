@@ -101,10 +101,7 @@ export async function* linesOf(input: AsyncIterable<Buffer>, encoding: TextEncod
   };
   for await (const chunk of input) yield* emit(decode(chunk, false));
   yield* emit(decode(Buffer.alloc(0), true));
-  if (pending !== '') {
-    lineNo += 1;
-    yield pending.endsWith('\r') ? pending.slice(0, -1) : pending;
-  }
+  if (pending !== '') yield* emit('\n'); // the last line had no line break
   if (gbk !== null && utf8Valid && nonAscii >= UTF8_EVIDENCE_BYTES) {
     throw new BillRejected('BILL_ENCODING_INVALID', 'the file is UTF-8 text but GBK was expected: ask the sender for the GBK file, or configure the encoding');
   }
