@@ -36,7 +36,13 @@ const USAGE = `custos — 资金监管支付清结算平台 / Custos
                                     导出报表 / write a report as Excel
   custos fund interest --city CODE --period YYYY-Qn --amount-yuan X [--json]
                                     维修资金结息并按积数分摊 / record a period's interest and allocate it to households
-  custos bench ledger|api|settle [--quick] [--db postgres|pglite|both]
+  custos recon run --channel wechat|alipay|unionpay|sandbox --date YYYY-MM-DD [--file PATH] [--json]
+                                    对账 / reconcile a channel's bill date (progress on stderr, summary table)
+  custos recon mistakes [--batch ID] [--state open] [--json]
+                                    对账差错 / reconciliation mistakes
+  custos recon resolve ID --side channel|platform --reason "…"
+                                    处理差错 / resolve a mistake (audited; money-moving sides post to the ledger)
+  custos bench ledger|api|settle|recon [--quick] [--db postgres|pglite|both]
   custos help
 
 Configuration is read from the environment: see README "Configuration".`;
@@ -77,6 +83,8 @@ async function run(argv: string[]): Promise<number> {
       return sandboxCommand(rest);
     case 'fund':
       return fundCommand(rest);
+    case 'recon':
+      return (await import('./recon/recon.cli.ts')).reconCommand(rest);
     case undefined:
     case 'help':
     case '--help':
@@ -481,5 +489,6 @@ async function benchCommand(argv: string[]): Promise<number> {
   if (name === 'ledger') return (await import('../bench/ledger.ts')).benchLedger(rest);
   if (name === 'api') return (await import('../bench/api.ts')).benchApi(rest);
   if (name === 'settle') return (await import('../bench/settle.ts')).benchSettle(rest);
-  throw new UsageError(`unknown benchmark "${name ?? ''}"; available: ledger, api, settle`);
+  if (name === 'recon') return (await import('../bench/recon.ts')).benchRecon(rest);
+  throw new UsageError(`unknown benchmark "${name ?? ''}"; available: ledger, api, settle, recon`);
 }

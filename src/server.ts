@@ -20,6 +20,7 @@ import type { ChannelAdapter } from './channel/contract.ts';
 import { createSettlementService, settlementRoutes, SETTLE_QUEUE, type SettlementService } from './settlement/index.ts';
 import { cstDate } from './platform/time.ts';
 import { createFund, type Fund } from './fund/index.ts';
+import { createReconModule, RECON_QUEUE, type ReconModule } from './recon/index.ts';
 
 const EXPIRY_INTERVAL_MS = 1000;
 
@@ -30,6 +31,7 @@ export interface Platform {
   payment: PaymentCenter;
   settlement: SettlementService;
   fund: Fund;
+  recon: ReconModule;
   jobs: Jobs;
   adminToken: string;
   adminTokenFile: string | null;
@@ -44,6 +46,8 @@ export interface PlatformOptions {
   db?: Database;
   /** Channel adapters; default: the sandbox at config.sandboxUrl. */
   adapters?: ChannelAdapter[];
+  /** Reconciliation hooks and settings (holds from settlement, fee function, pool TTL). */
+  recon?: Pick<Parameters<typeof createReconModule>[0], 'onMistakeOpened' | 'onMistakeResolved' | 'expectedChannelFeeE5' | 'poolTtlDays' | 'channels' | 'dailyChannels'>;
 }
 
 export async function createPlatform(config: Config, options: PlatformOptions = {}): Promise<Platform> {
@@ -58,11 +62,12 @@ export async function createPlatform(config: Config, options: PlatformOptions = 
   const guard = bearerGuard(token);
   let app: FastifyInstance | null = null;
   const logError = (error: unknown) => app?.log.error({ err: error }, 'job queue error');
-  const jobs = await createJobs(database, [NOTIFY_QUEUE, SETTLE_QUEUE], logError);
+  const jobs = await createJobs(database, [NOTIFY_QUEUE, SETTLE_QUEUE, RECON_QUEUE], logError);
   const adapters = options.adapters ?? [createSandboxAdapter({ baseUrl: config.sandboxUrl, key: config.sandboxKey })];
   const settlement = createSettlementService({ db: database, ledger, adapters: () => adapters, publicUrl: config.publicUrl, log: (msg, extra) => app?.log.warn(extra ?? {}, msg) });
   await settlement.loadCalendar();
-  const fund = createFund({ db: database, ledger, clock, adminToken: token, masterKey, publicUrl: config.publicUrl });
+  // Late-bound: reconciliation is created after the payment center, which needs the fund.
+  const fund = createFund({ db: database, ledger, clock, adminToken: token, masterKey, publicUrl: config.publicUrl, accountBlocked: (id) => recon.service.isAccountBlocked(id) });
   const payment = createPaymentCenter({
     db: database, ledger, jobs, box, adapters, defaultIfCode: adapters[0].ifCode, publicUrl: config.publicUrl,
     reqTimeWindowMs: config.reqTimeWindowS * 1000, notifyScheduleS: config.notifyScheduleS ?? undefined, guard,
@@ -79,16 +84,31 @@ export async function createPlatform(config: Config, options: PlatformOptions = 
     },
   });
   fund.attach(payment);
+  // Reconciliation holds: money tied to an open mistake stays out of settlement until
+  // the mistake is resolved (both inside the mistake's own transaction).
+  const recon = createReconModule({
+    db: database, ledger, payment, guard, fileDir: config.fileDir, sandbox: { baseUrl: config.sandboxUrl, key: config.sandboxKey },
+    ...options.recon,
+    onMistakeOpened: async (tx, m) => {
+      if (m.mchNo !== null && m.amountFen > 0n) await settlement.holds.place(tx, { ref: `recon:${m.id}`, mchNo: m.mchNo, amountFen: m.amountFen, reason: 'recon', note: m.type });
+      await options.recon?.onMistakeOpened?.(tx, m);
+    },
+    onMistakeResolved: async (tx, m) => {
+      await settlement.holds.release(tx, `recon:${m.id}`);
+      await options.recon?.onMistakeResolved?.(tx, m);
+    },
+  });
   app = await buildApp({
     db: database, metrics, logLevel: config.logLevel,
-    modules: [ledgerRoutes(ledger, metrics, guard), ...payment.routes, settlementRoutes({ db: database, settlement, adapters: () => adapters, guard }), ...fund.routes],
+    modules: [ledgerRoutes(ledger, metrics, guard), ...payment.routes, settlementRoutes({ db: database, settlement, adapters: () => adapters, guard }), ...fund.routes, ...recon.routes],
   });
   let closed = false;
   const stops: Array<() => void> = [];
   return {
-    app, db: database, ledger, payment, settlement, fund, jobs, adminToken: token, adminTokenFile,
+    app, db: database, ledger, payment, settlement, fund, recon, jobs, adminToken: token, adminTokenFile,
     async startBackground() {
       await payment.notify.start();
+      await recon.startJobs(jobs, (e) => app?.log.error({ err: e }, 'reconciliation job failed'));
       stops.push(every(EXPIRY_INTERVAL_MS, () => ledger.expireDue(), (e) => app?.log.error({ err: e }, 'expiring pending transfers failed')));
       stops.push(every(config.pollIntervalS * 1000, () => payment.poll(), (e) => app?.log.error({ err: e }, 'payment polling failed')));
       // Settlement: every day at 09:00 Beijing time settle the day and send its payouts; poll open payouts.

@@ -30,11 +30,11 @@ export interface FundStack {
   close(): Promise<void>;
 }
 
-export async function startFund(clockStartNs?: bigint, options: { ownerCount?: 'per_unit' | 'register' } = {}): Promise<FundStack> {
+export async function startFund(clockStartNs?: bigint, options: { ownerCount?: 'per_unit' | 'register'; accountBlocked?: (ledgerAccountId: string) => Promise<boolean> } = {}): Promise<FundStack> {
   const t = await openTestDb({ poolSize: 8 });
   const clock = new ManualClock(clockStartNs);
   const ledger = createLedger({ db: t.db, clock });
-  const use = createFundUse({ db: t.db, ledger, ownerCount: options.ownerCount });
+  const use = createFundUse({ db: t.db, ledger, ownerCount: options.ownerCount, accountBlocked: options.accountBlocked });
   const interest = createFundInterest({ db: t.db, ledger, clock });
   const guard = fundGuard({ db: t.db, adminToken: ADMIN, clock });
   const app = await buildApp({ db: t.db, metrics: createMetrics(), logLevel: 'silent', modules: [fundUseRoutes({ use, interest, guard })] });

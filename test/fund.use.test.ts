@@ -498,3 +498,31 @@ test('a configured two-node chain; an application keeps the chain it was created
     await s.close();
   }
 });
+
+test('a payout waits while the supervision account has an open reconciliation difference (日终对账), nothing written', async () => {
+  const blocked = new Set<string>(['fund:C1:bank']);
+  const asked: string[] = [];
+  const s = await startFund(undefined, { accountBlocked: async (id) => { asked.push(id); return blocked.has(id); } });
+  try {
+    await seedRegister(s);
+    await deposit(s, B1.map((u) => [u, 80_000n] as [string, bigint]));
+    const id = await create(s, { emergency: true, emergencyCategory: 'lift', items: undefined, budgetFen: '40000' });
+    await approveToEnd(s, id);
+    const transfersBefore = await count(s, 'ledger_transfers');
+    const refused = await s.call('POST', `/v1/fund/applications/${id}/payout`, {});
+    assert.equal(refused.status, 409);
+    assert.equal(refused.body.code, 'FUND_ACCOUNT_BLOCKED');
+    assert.match(refused.body.message, /fund:C1:bank/);
+    assert.deepEqual(asked, ['fund:C1:bank']);
+    assert.equal((await s.call('GET', `/v1/fund/applications/${id}`)).body.application.state, 'approved', 'nothing changed');
+    assert.equal(await count(s, 'ledger_transfers'), transfersBefore);
+    blocked.clear(); // the operator resolved the difference
+    const sent = await s.call('POST', `/v1/fund/applications/${id}/payout`, {});
+    assert.equal(sent.status, 200, JSON.stringify(sent.body));
+    const done = await s.call('POST', `/v1/fund/applications/${id}/payout/result`, { result: 'success', bankSerialNo: 'BK-BLOCK-1' });
+    assert.equal(done.status, 200, JSON.stringify(done.body));
+    assert.equal((await s.ledger.verify()).balanced, true);
+  } finally {
+    await s.close();
+  }
+});

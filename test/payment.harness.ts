@@ -4,7 +4,7 @@
 import { createServer, type Server } from 'node:http';
 import { createServer as createNetServer } from 'node:net';
 import { openTestDb, type TestDb } from './helpers.ts';
-import { createPlatform, type Platform } from '../src/server.ts';
+import { createPlatform, type Platform, type PlatformOptions } from '../src/server.ts';
 import { loadConfig } from '../src/platform/config.ts';
 import { createSandbox, type Sandbox } from '../src/channel/sandbox/server.ts';
 import { createSandboxAdapter } from '../src/channel/sandbox/adapter.ts';
@@ -46,6 +46,8 @@ export interface StackOptions {
   adapterTimeoutMs?: number;
   /** More channel adapters after the sandbox's (which stays the default channel). */
   extraAdapters?: ChannelAdapter[];
+  /** Reconciliation options for the platform (hooks are called after the platform's own). */
+  recon?: PlatformOptions['recon'];
 }
 
 export async function startStack(options: StackOptions = {}): Promise<Stack> {
@@ -63,7 +65,7 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
   const adapters = options.adapterTimeoutMs !== undefined || options.extraAdapters
     ? [createSandboxAdapter({ baseUrl: sandboxUrl, key: SANDBOX_KEY, timeoutMs: options.adapterTimeoutMs }), ...(options.extraAdapters ?? [])]
     : undefined;
-  const platform = await createPlatform(config, { db: t.db, adapters });
+  const platform = await createPlatform(config, { db: t.db, adapters, recon: options.recon });
   await platform.app.listen({ port, host: '127.0.0.1' });
   const stopBackground = options.background === false ? () => {} : await platform.startBackground();
   return {

@@ -25,6 +25,8 @@ export interface FundOptions {
   /** The platform's master key: the receipt check-code key is derived from it. */
   masterKey: Buffer;
   publicUrl: string;
+  /** True while the supervision account behind a ledger account has an open reconciliation difference (日终对账): payouts wait. */
+  accountBlocked?: (ledgerAccountId: string) => Promise<boolean>;
 }
 
 export type Fund = ReturnType<typeof createFund>;
@@ -68,7 +70,7 @@ export function createFund(options: FundOptions) {
         registerRoutes({ db, register, deposits: d, guard }),
         depositRoutes({ db, deposits: d, register, receipts, reports, guard }),
         h5Routes({ db, guardDeps, deposits: d, receipts }),
-        fundUseRoutes({ use: createFundUse({ db, ledger }), interest: createFundInterest({ db, ledger, clock: options.clock }), guard }),
+        fundUseRoutes({ use: createFundUse({ db, ledger, accountBlocked: options.accountBlocked }), interest: createFundInterest({ db, ledger, clock: options.clock }), guard }),
       ];
     },
   };

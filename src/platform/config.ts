@@ -27,6 +27,8 @@ export interface Config {
   readonly pollIntervalS: number;
   /** Seed demo data on `custos serve` with the embedded database. */
   readonly demo: boolean;
+  /** Statement files as received (content-addressed); null = a fresh temp folder (in-memory data). */
+  readonly fileDir: string | null;
 }
 
 export class ConfigError extends Error {}
@@ -71,5 +73,6 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     notifyScheduleS: schedule ? schedule.split(',').map(Number) : null,
     pollIntervalS: intFromEnv(env, 'CUSTOS_POLL_INTERVAL_S', 15, 1, 3600),
     demo: (env.CUSTOS_DEMO ?? 'on') !== 'off',
+    fileDir: env.CUSTOS_FILE_DIR ? path.resolve(env.CUSTOS_FILE_DIR) : dataDir === null ? null : path.join(dataDir, 'files'),
   };
 }

@@ -1,13 +1,13 @@
 // The sandbox channel: a real, separate HTTP server that behaves like a payment
 // channel (create, query, close, refund, transfer; signed both ways), with a payer
 // page, scripted payer actions, asynchronous notifications with injectable faults,
-// and daily statements in WeChat Pay and Alipay formats. State lives in memory and,
+// and daily statements in WeChat Pay, Alipay and UnionPay (ZM) formats. State lives in memory and,
 // when a file is given, is saved there so statements survive a restart.
 import { randomBytes } from 'node:crypto';
 import { readFileSync, writeFileSync, renameSync } from 'node:fs';
 import Fastify, { type FastifyInstance } from 'fastify';
 import { signBody, verifyBody, SIGNATURE_HEADER, type SbAsyncStatus, type SbNotification, type SbOrderStatus } from './protocol.ts';
-import { alipayBill, wechatBill, type StatementInput } from './statements.ts';
+import { alipayBill, unionpayZm, wechatBill, type StatementInput } from './statements.ts';
 import { isValidDate } from '../../platform/time.ts';
 import { escapeHtml, mobilePage } from '../../platform/html.ts';
 
@@ -429,7 +429,8 @@ export function createSandbox(options: SandboxOptions): Sandbox {
       return res.type('text/csv; charset=utf-8').send(wechatBill(input, type));
     }
     if (format === 'alipay') return res.type('application/zip').send(alipayBill(input, now()));
-    return res.status(404).send({ code: 'PARAM_ERROR', message: 'format must be wechat or alipay' });
+    if (format === 'unionpay') return res.type('application/zip').send(unionpayZm(input, undefined, now()));
+    return res.status(404).send({ code: 'PARAM_ERROR', message: 'format must be wechat, alipay or unionpay' });
   });
 
   return {

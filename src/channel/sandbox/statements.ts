@@ -1,6 +1,7 @@
-// Daily statement files of the sandbox, in WeChat Pay's trade-bill text format and
-// Alipay's zip-of-GBK-CSV format (reference/channel-formats.md), built from what the
-// sandbox actually processed that (Beijing) day.
+// Daily statement files of the sandbox, in WeChat Pay's trade-bill text format,
+// Alipay's zip-of-GBK-CSV format and UnionPay's zip of the fixed-width GBK ZM file
+// (reference/channel-formats.md), built from what the sandbox actually processed that
+// (Beijing) day.
 import iconv from 'iconv-lite';
 import { applyRate, fenToYuan } from '../../platform/money.ts';
 import { cstDate, cstDateTime } from '../../platform/time.ts';
@@ -194,5 +195,79 @@ export function alipayBill(input: StatementInput, exportedAt: Date = new Date())
   return writeZip([
     { name: iconv.encode(`${ALIPAY_ACCOUNT}_${compact}_业务明细.csv`, 'gbk'), data: iconv.encode(lines.join('\r\n') + '\r\n', 'gbk') },
     { name: iconv.encode(`${ALIPAY_ACCOUNT}_${compact}_业务明细(汇总).csv`, 'gbk'), data: iconv.encode(summary.join('\r\n') + '\r\n', 'gbk') },
+  ], exportedAt);
+}
+
+// --- UnionPay ACP transaction file (ZM) ----------------------------------------------
+
+export const UNIONPAY_MER_ID = '777290058110048';
+const UNIONPAY_ACQ = '00049992900';
+
+/** A field of a fixed-width line: GBK bytes, left-aligned, space-padded, cut at a character boundary. */
+function gbkField(text: string, width: number): Buffer {
+  let bytes = iconv.encode(text, 'gbk');
+  for (let chars = text.length; bytes.length > width && chars > 0; chars -= 1) bytes = iconv.encode(text.slice(0, chars - 1), 'gbk');
+  return Buffer.concat([bytes, Buffer.alloc(width - bytes.length, 0x20)]);
+}
+
+const digits = (n: bigint | number, width: number) => {
+  const text = n.toString();
+  if (text.length > width || text.startsWith('-')) throw new Error(`${text} does not fit ${width} digits`);
+  return text.padStart(width, '0');
+};
+const signed = (fen: bigint) => (fen < 0n ? 'C' : 'D') + digits(fen < 0n ? -fen : fen, 12);
+const mmddhhmmss = (at: Date) => cstDateTime(at).slice(5).replace(/[- :]/g, '');
+const lastChars = (text: string, n: number) => text.slice(Math.max(0, text.length - n));
+
+/**
+ * UnionPay ACP transaction file for the day: a zip with INN<yymmdd>88ZM_<merId> (GBK,
+ * fixed width in bytes, one space between fields; S22 purchases, S30 refunds) and an
+ * empty ZME_ error file, as the channel's fileTransfer (txnType 76) delivers it.
+ */
+export function unionpayZm(input: StatementInput, merId: string = UNIONPAY_MER_ID, exportedAt: Date = new Date()): Buffer {
+  const { payments, refunds } = dayOf(input);
+  const originals = new Map(input.payments.map((p) => [p.outTradeNo, p]));
+  const lines: Buffer[] = [];
+  let trace = 0;
+  const line = (fields: Array<[string, number]>) => {
+    const parts: Buffer[] = [];
+    fields.forEach(([text, width], i) => {
+      if (i > 0) parts.push(Buffer.from(' '));
+      parts.push(gbkField(text, width));
+    });
+    lines.push(Buffer.concat([...parts, Buffer.from('\r\n')]));
+  };
+  const row = (r: {
+    code: 'S22' | 'S30'; at: Date; amountFen: bigint; queryId: string; orderId: string; feeFen: bigint; subject: string;
+    origQueryId: string; origOrderId: string; origTrace: string; origAt: Date | null;
+  }) => {
+    trace += 1;
+    const refund = r.code === 'S30';
+    if (r.orderId.length > 32 || r.origOrderId.length > 32) throw new Error('UnionPay order ids have at most 32 characters');
+    line([
+      [r.code, 3], [UNIONPAY_ACQ, 11], [UNIONPAY_ACQ, 11], [digits(trace, 6), 6], [mmddhhmmss(r.at), 10], ['6216********0018', 19],
+      [digits(r.amountFen, 12), 12], ['4900', 4], ['07', 2], [lastChars(r.queryId, 21), 21], ['00', 2], [r.orderId, 32], ['01', 2],
+      [r.origTrace, 6], [r.origAt ? mmddhhmmss(r.origAt) : '', 10], [signed(refund ? -r.feeFen : r.feeFen), 13],
+      [signed(refund ? r.amountFen : -r.amountFen), 13], ['', 4], ['', 15], [refund ? '04' : '01', 2], [refund ? '00' : '01', 2],
+      ['000201', 6], ['01', 2], ['', 4], ['', 32], ['1', 1], [lastChars(r.origQueryId, 21), 21], [merId, 15], ['', 1], ['', 15],
+      [r.subject, 32], ['C000000000000', 13], [signed(refund ? r.amountFen - r.feeFen : -(r.amountFen - r.feeFen)), 13], ['', 8],
+      ['', 32], ['C000000000000', 13], ['C000000000000', 13], ['000000000000', 12], ['00', 2], ['0', 1], [r.origOrderId, 32], ['', 98],
+    ]);
+  };
+  const traceOf = new Map<string, string>();
+  for (const p of payments) {
+    row({ code: 'S22', at: p.successAt, amountFen: p.amountFen, queryId: p.tradeNo, orderId: p.outTradeNo, feeFen: applyRate(p.amountFen, input.feeRate),
+      subject: p.subject, origQueryId: '', origOrderId: '', origTrace: '', origAt: null });
+    traceOf.set(p.outTradeNo, digits(trace, 6));
+  }
+  for (const r of refunds) {
+    const original = originals.get(r.outTradeNo);
+    row({ code: 'S30', at: r.successAt, amountFen: r.amountFen, queryId: r.refundNo, orderId: r.outRefundNo, feeFen: applyRate(r.amountFen, input.feeRate),
+      subject: r.subject, origQueryId: r.tradeNo, origOrderId: r.outTradeNo, origTrace: traceOf.get(r.outTradeNo) ?? '000000', origAt: original?.successAt ?? null });
+  }
+  const yymmdd = input.billDate.replaceAll('-', '').slice(2);
+  return writeZip([
+    { name: Buffer.from(`INN${yymmdd}88ZM_${merId}`), data: Buffer.concat(lines) },
+    { name: Buffer.from(`INN${yymmdd}88ZME_${merId}`), data: Buffer.alloc(0) },
   ], exportedAt);
 }

@@ -15,6 +15,7 @@ export const useErrors = {
     `${short.length} 户维修资金余额不足，需先续筹 / ${short.length} household(s) cannot pay their share: top up first (${short.slice(0, 10).map((s) => `${s.unitId} short ${s.shortFen} fen`).join(', ')}${short.length > 10 ? ', …' : ''})`,
     { short: short.map((s) => ({ unitId: s.unitId, shareFen: s.shareFen.toString(), availableFen: s.availableFen.toString(), shortFen: s.shortFen.toString() })) },
   ),
+  accountBlocked: (accountId: string) => new AppError('FUND_ACCOUNT_BLOCKED', 409, `专户 ${accountId} 日终对账存在未处理差错，划拨暂停，请先处理对账差错 / the supervision account ${accountId} has an open reconciliation difference: resolve it (custos recon mistakes) before paying out`),
   payoutSettled: (status: string) => new AppError('FUND_PAYOUT_ALREADY_SETTLED', 409, `划拨结果已登记为 ${status}，不能更改 / the payout result was already recorded as ${status}`),
   fromCalc: (e: CalcError) => {
     if (e.code === 'invalid_transition') return new AppError('FUND_INVALID_TRANSITION', 409, e.message);

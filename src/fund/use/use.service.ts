@@ -47,6 +47,8 @@ export interface FundUseOptions {
    * owners the register lists for the unit, at least one).
    */
   ownerCount?: 'per_unit' | 'register';
+  /** Reconciliation's check (日终对账): a payout from a bank account with an open difference waits until it is resolved. */
+  accountBlocked?: (ledgerAccountId: string) => Promise<boolean>;
 }
 
 export type FundUse = ReturnType<typeof createFundUse>;
@@ -358,6 +360,11 @@ export function createFundUse(options: FundUseOptions) {
     requireCenter(p);
     const b = asBody(raw ?? {});
     const comment = str(b, 'comment', 1000, true) ?? '';
+    // Checked before the transaction: PGlite has one session, so no other query may run inside it.
+    const current = await repo.findApplication(db.kysely, id);
+    if (current && options.accountBlocked && !(await repo.findPayout(db.kysely, id)) && (await options.accountBlocked(fundAccountIds.bank(current.city)))) {
+      throw useErrors.accountBlocked(fundAccountIds.bank(current.city));
+    }
     return transact(db, async (tx) => {
       const a = await lock(tx, p, id);
       const existing = await repo.findPayout(tx, id);

@@ -5,7 +5,15 @@
 // records only after the parser has finished (nothing half-imported).
 import { AmountInvalid, parseYuan } from './amount.ts';
 
-export type BillErrorCode = 'BILL_HEADER_INVALID' | 'BILL_ROW_INVALID' | 'BILL_AMOUNT_INVALID' | 'BILL_TRUNCATED' | 'BILL_SUMMARY_MISMATCH' | 'BILL_TOO_LARGE';
+export type BillErrorCode = 'BILL_HEADER_INVALID' | 'BILL_ROW_INVALID' | 'BILL_AMOUNT_INVALID' | 'BILL_TRUNCATED' | 'BILL_SUMMARY_MISMATCH' | 'BILL_TOO_LARGE'
+  /** Not valid text in the expected encoding (e.g. UTF-8 bytes where GBK is expected). */
+  | 'BILL_ENCODING_INVALID'
+  /** The configured key does not decrypt the file (wrong key, wrong algorithm, damaged). */
+  | 'BILL_DECRYPT_FAILED'
+  /** A bank statement's balances do not chain: previous balance ± amount ≠ balance. */
+  | 'BILL_BALANCE_BROKEN'
+  /** The archive or workbook container is damaged or not what was configured. */
+  | 'BILL_ARCHIVE_INVALID';
 
 export class BillRejected extends Error {
   readonly code: BillErrorCode;
