@@ -2,10 +2,9 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readdirSync, rmSync } from 'node:fs';
 import path from 'node:path';
-import { PG_URL, createPgDatabase } from './helpers.ts';
+import { cliStore } from './helpers.ts';
 import { openDatabase } from '../src/platform/db.ts';
 import { migrate } from '../src/platform/migrate.ts';
 import { createLedger } from '../src/ledger/index.ts';
@@ -39,14 +38,8 @@ test('help, unknown commands and bad flags', () => {
 });
 
 test('migrate is idempotent; ledger verify --json reports balance and exits non-zero when unbalanced', async () => {
-  const dir = mkdtempSync(path.join(tmpdir(), 'custos-cli-'));
-  let env: Record<string, string> = { CUSTOS_DATA_DIR: dir };
-  let drop = async () => {};
-  if (PG_URL) {
-    const created = await createPgDatabase();
-    env = { DATABASE_URL: created.url };
-    drop = created.drop;
-  }
+  const { dir, pgUrl, drop } = await cliStore('custos-cli-');
+  const env: Record<string, string> = pgUrl ? { DATABASE_URL: pgUrl } : { CUSTOS_DATA_DIR: dir };
   try {
     const first = custos(['migrate'], env);
     assert.equal(first.code, 0, first.stderr);
@@ -86,14 +79,8 @@ test('migrate is idempotent; ledger verify --json reports balance and exits non-
 });
 
 test('merchant create --json prints mchNo, appId and appSecret; bad arguments exit 2 with one line', async () => {
-  const dir = mkdtempSync(path.join(tmpdir(), 'custos-cli-m-'));
-  let env: Record<string, string> = { CUSTOS_DATA_DIR: dir };
-  let drop = async () => {};
-  if (PG_URL) {
-    const created = await createPgDatabase();
-    env = { DATABASE_URL: created.url, CUSTOS_MASTER_KEY: 'a'.repeat(64) };
-    drop = created.drop;
-  }
+  const { dir, pgUrl, drop } = await cliStore('custos-cli-m-');
+  const env: Record<string, string> = pgUrl ? { DATABASE_URL: pgUrl, CUSTOS_MASTER_KEY: 'a'.repeat(64) } : { CUSTOS_DATA_DIR: dir };
   try {
     const made = custos(['merchant', 'create', '--name', '某某物业服务有限公司', '--json'], env);
     assert.equal(made.code, 0, made.stderr);

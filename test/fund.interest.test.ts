@@ -134,10 +134,9 @@ test('refusals write nothing: a period not yet over, a bad period, a city withou
 
 test('CLI: custos fund interest posts a period once, with one clear line on errors', async () => {
   const { spawnSync } = await import('node:child_process');
-  const { mkdtempSync, rmSync } = await import('node:fs');
-  const { tmpdir } = await import('node:os');
+  const { rmSync } = await import('node:fs');
   const path = (await import('node:path')).default;
-  const { PG_URL, createPgDatabase } = await import('./helpers.ts');
+  const { cliStore } = await import('./helpers.ts');
   const { openDatabase, sql, transact } = await import('../src/platform/db.ts');
   const { migrate } = await import('../src/platform/migrate.ts');
   const { createLedger } = await import('../src/ledger/index.ts');
@@ -148,14 +147,8 @@ test('CLI: custos fund interest posts a period once, with one clear line on erro
     const r = spawnSync(process.execPath, [path.join(root, 'bin/custos.js'), ...args], { env: { PATH: process.env.PATH ?? '', LOG_LEVEL: 'silent', ...env }, encoding: 'utf8', timeout: 60_000 });
     return { code: r.status, stdout: r.stdout, stderr: r.stderr };
   };
-  const dir = mkdtempSync(path.join(tmpdir(), 'custos-fund-cli-'));
-  let env: Record<string, string> = { CUSTOS_DATA_DIR: dir };
-  let drop = async () => {};
-  if (PG_URL) {
-    const created = await createPgDatabase();
-    env = { DATABASE_URL: created.url };
-    drop = created.drop;
-  }
+  const { dir, pgUrl, drop } = await cliStore('custos-fund-cli-');
+  const env: Record<string, string> = pgUrl ? { DATABASE_URL: pgUrl } : { CUSTOS_DATA_DIR: dir };
   try {
     const db = await openDatabase({ databaseUrl: env.DATABASE_URL ?? null, dataDir: env.CUSTOS_DATA_DIR ?? null });
     try {

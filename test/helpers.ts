@@ -1,5 +1,8 @@
 // Test databases: PGlite in memory by default; with DATABASE_URL, a fresh PostgreSQL
 // database per call (created from that URL, dropped on close).
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
 import { createScratchDatabase, type ScratchDatabase } from '../src/platform/pg-admin.ts';
 import { openDatabase, type Database } from '../src/platform/db.ts';
 import { migrate } from '../src/platform/migrate.ts';
@@ -29,4 +32,16 @@ export async function openTestDb(options: { poolSize?: number } = {}): Promise<T
   const db = await openDatabase({ dataDir: null });
   await migrate(db);
   return { db, url: null, close: () => db.close() };
+}
+
+/**
+ * Where a CLI test's `custos` process keeps its data: a fresh PostgreSQL database when
+ * DATABASE_URL is set (dropped by `drop`), and always a fresh folder (the embedded
+ * database's data folder otherwise).
+ */
+export async function cliStore(prefix: string): Promise<{ dir: string; pgUrl: string | null; drop: () => Promise<void> }> {
+  const dir = mkdtempSync(path.join(tmpdir(), prefix));
+  if (!PG_URL) return { dir, pgUrl: null, drop: async () => {} };
+  const created = await createPgDatabase();
+  return { dir, pgUrl: created.url, drop: created.drop };
 }

@@ -4,10 +4,9 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { PG_URL, createPgDatabase } from './helpers.ts';
+import { cliStore } from './helpers.ts';
 import { wechatBill } from '../src/channel/sandbox/statements.ts';
 import { cstDayStart } from '../src/platform/time.ts';
 
@@ -23,14 +22,8 @@ function custos(args: string[], env: Record<string, string>) {
 const KEYS = ['batchId', 'channel', 'billDate', 'channelRecords', 'platformRecords', 'matched', 'poolAdded', 'poolResolved', 'autoFixed', 'mistakes', 'channelTotalFen', 'platformTotalFen'];
 
 test('recon run --json: shape, same result on re-run, exit codes; mistakes and resolve', async () => {
-  const dir = mkdtempSync(path.join(tmpdir(), 'custos-recon-cli-'));
-  let env: Record<string, string> = { CUSTOS_DATA_DIR: dir };
-  let drop = async () => {};
-  if (PG_URL) {
-    const created = await createPgDatabase();
-    env = { ...env, DATABASE_URL: created.url };
-    drop = created.drop;
-  }
+  const { dir, pgUrl, drop } = await cliStore('custos-recon-cli-');
+  const env: Record<string, string> = pgUrl ? { CUSTOS_DATA_DIR: dir, DATABASE_URL: pgUrl } : { CUSTOS_DATA_DIR: dir };
   try {
     const day = '2026-11-18';
     const at = cstDayStart(day);

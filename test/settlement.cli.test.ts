@@ -3,10 +3,9 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { rmSync } from 'node:fs';
 import path from 'node:path';
-import { PG_URL, createPgDatabase } from './helpers.ts';
+import { cliStore } from './helpers.ts';
 
 const root = path.resolve(import.meta.dirname, '..');
 
@@ -18,14 +17,8 @@ function custos(args: string[], env: Record<string, string>) {
 }
 
 test('custos settle run: a batch for a date (twice: the same batch); a future or malformed date exits 2 with one line', async () => {
-  const dir = mkdtempSync(path.join(tmpdir(), 'custos-settle-cli-'));
-  let env: Record<string, string> = { CUSTOS_DATA_DIR: dir };
-  let drop = async () => {};
-  if (PG_URL) {
-    const created = await createPgDatabase();
-    env = { DATABASE_URL: created.url, CUSTOS_ADMIN_TOKEN: 'cli-test-token-123456', CUSTOS_MASTER_KEY: 'a'.repeat(64) };
-    drop = created.drop;
-  }
+  const { dir, pgUrl, drop } = await cliStore('custos-settle-cli-');
+  const env: Record<string, string> = pgUrl ? { DATABASE_URL: pgUrl, CUSTOS_ADMIN_TOKEN: 'cli-test-token-123456', CUSTOS_MASTER_KEY: 'a'.repeat(64) } : { CUSTOS_DATA_DIR: dir };
   try {
     const first = custos(['settle', 'run', '--date', '2026-11-20', '--json'], env);
     assert.equal(first.code, 0, first.stderr);
