@@ -47,6 +47,7 @@ function openPostgres(url: string, poolSize: number): Database {
   const pool = new pg.Pool({ connectionString: url, max: poolSize, types });
   // An idle client that errors (server restart) must not crash the process.
   pool.on('error', () => {});
+  pool.on('connect', (client) => acceptCopyIn(client));
   const kysely = new Kysely<Schema>({ dialect: new PostgresDialect({ pool }) });
   return { kind: 'postgres', kysely, connections: poolSize, close: () => kysely.destroy() };
 }
@@ -87,6 +88,11 @@ class PgliteSessionPool {
       query: async (text: string, params?: unknown[]) => {
         // Without parameters use the simple protocol, which also runs several
         // statements at once (migrations); with parameters the extended protocol.
+        const copy = copyOf(text, params);
+        if (copy) {
+          const done = await lite.query(`COPY ${copy.target} FROM '/dev/blob'`, [], { blob: new Blob([copy.data]) });
+          return { command: 'INSERT', rowCount: done.affectedRows ?? 0, rows: [] }; // Kysely counts rows of INSERT only
+        }
         const result =
           params && params.length > 0
             ? await lite.query(text, params as unknown[], PGLITE_QUERY_OPTIONS)
@@ -102,6 +108,89 @@ class PgliteSessionPool {
     };
   }
   async end() {}
+}
+
+// --- COPY FROM STDIN ------------------------------------------------------------------
+// Bulk staging through Kysely: copyText() sends a marked statement whose one parameter
+// is the data; the connection (pg client or PGlite session) recognises the mark and
+// runs COPY on the same session, so the rows belong to the caller's transaction.
+
+const COPY_MARK = '/*custos:copy-in*/';
+const COPY_TEXT = /^\/\*custos:copy-in\*\/([a-z_][a-z0-9_]* \([a-z0-9_, ]+\)) \$1$/;
+
+/** Loads rows in COPY text format (tab-separated, \\ escapes, one row per line) into `target` ("table (col, ...)"). Returns the row count. */
+export async function copyText(q: Kdb | Tx, target: string, data: string): Promise<number> {
+  assertCopyTarget(target);
+  if (data === '') return 0;
+  const r = await sql`${sql.raw(COPY_MARK + target + ' ')}${data.endsWith('\n') ? data : data + '\n'}`.execute(q);
+  return Number(r.numAffectedRows ?? 0n);
+}
+
+function assertCopyTarget(target: string): void {
+  if (!COPY_TEXT.test(`${COPY_MARK}${target} $1`)) throw new Error(`not a COPY target: ${target}`);
+}
+
+function copyOf(text: string, params: readonly unknown[] | undefined): { target: string; data: string } | null {
+  if (!text.startsWith(COPY_MARK)) return null;
+  const m = COPY_TEXT.exec(text);
+  if (!m || !params || params.length !== 1 || typeof params[0] !== 'string') throw new Error('malformed COPY request');
+  return { target: m[1], data: params[0] };
+}
+
+/** Teaches a pg client the marked COPY request (see copyText). */
+function acceptCopyIn(client: pg.PoolClient): void {
+  const query = client.query.bind(client) as (...args: unknown[]) => unknown;
+  (client as unknown as { query: (...args: unknown[]) => unknown }).query = (text: unknown, params?: unknown, callback?: unknown) => {
+    const copy = typeof text === 'string' ? copyOf(text, params as unknown[]) : null;
+    if (!copy) return query(text, params, callback);
+    return new Promise((resolve, reject) => {
+      query(new CopyIn(`COPY ${copy.target} FROM STDIN`, Buffer.from(copy.data, 'utf8'), (error, rowCount) => {
+        if (error) reject(error);
+        else resolve({ command: 'INSERT', rowCount, rows: [] }); // Kysely counts rows of INSERT only
+      }));
+    });
+  };
+}
+
+/** A pg "submittable": sends COPY … FROM STDIN, then the data in one CopyData message, then CopyDone. */
+class CopyIn {
+  readonly text: string;
+  private readonly data: Buffer;
+  private readonly done: (error: Error | null, rowCount: number) => void;
+  private rowCount = 0;
+  private finished = false;
+  constructor(text: string, data: Buffer, done: (error: Error | null, rowCount: number) => void) {
+    this.text = text;
+    this.data = data;
+    this.done = done;
+  }
+  submit(connection: { query(text: string): void }): void {
+    connection.query(this.text);
+  }
+  handleCopyInResponse(connection: { sendCopyFromChunk(b: Buffer): void; endCopyFrom(): void }): void {
+    const piece = 1 << 20;
+    for (let at = 0; at < this.data.length; at += piece) connection.sendCopyFromChunk(this.data.subarray(at, at + piece));
+    connection.endCopyFrom();
+  }
+  handleCommandComplete(msg: { text?: string }): void {
+    this.rowCount = Number(/(\d+)$/.exec(msg.text ?? '')?.[1] ?? 0);
+  }
+  handleReadyForQuery(): void {
+    this.finish(null);
+  }
+  handleError(error: Error): void {
+    this.finish(error);
+  }
+  handleEmptyQuery(): void {}
+  handleRowDescription(): void {}
+  handleDataRow(): void {}
+  handlePortalSuspended(): void {}
+  handleCopyData(): void {}
+  private finish(error: Error | null): void {
+    if (this.finished) return;
+    this.finished = true;
+    this.done(error, this.rowCount);
+  }
 }
 
 /**

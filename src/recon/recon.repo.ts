@@ -1,7 +1,9 @@
 // All SQL of reconciliation. Matching is set-wise: the channel's rows are staged with
-// unnest() in large batches and classified by a few statements that join them with our
+// COPY in large batches and classified by a few statements that join them with our
 // pay orders and refunds (hash joins on the order number), never a query per record.
-import { sql, type Kdb, type Tx } from '../platform/db.ts';
+import { copyText, sql, type Kdb, type Tx } from '../platform/db.ts';
+import { assert } from '../platform/assert.ts';
+import { STAGE_COLUMNS } from './stage-format.ts';
 
 type Q = Kdb | Tx;
 
@@ -112,13 +114,12 @@ export function rateFraction(rate: string): { num: bigint; den: bigint } | null 
   return { num: BigInt(m[1] + (m[2] ?? '')), den };
 }
 
-/** Stages a chunk given as tab-separated lines (stage-format.ts), split by the database. */
-export async function stageText(q: Q, batchId: string, firstRowNo: number, text: string): Promise<void> {
-  if (text === '') return;
-  await sql`INSERT INTO recon_channel_rows (batch_id, row_no, kind, ref_id, pay_order_id, channel_no, status, trade_time, amount_fen, fee_e5)
-    SELECT ${batchId}, ${firstRowNo}::int4 + (u.o - 1)::int4, split_part(u.l, E'\t', 1)::int2, split_part(u.l, E'\t', 2), split_part(u.l, E'\t', 3),
-      split_part(u.l, E'\t', 4), split_part(u.l, E'\t', 5), split_part(u.l, E'\t', 6), split_part(u.l, E'\t', 7)::int8, split_part(u.l, E'\t', 8)::int8
-    FROM unnest(string_to_array(${text}::text, E'\n')) WITH ORDINALITY AS u(l, o)`.execute(q);
+/** Stages a chunk of staging lines (stage-format.ts) with one COPY; the batch id is put in front of every line here. */
+export async function stageText(q: Q, batchId: string, text: string): Promise<number> {
+  if (text === '') return 0;
+  assert(!/[\t\n\r\\]/.test(batchId), 'a batch id needs no COPY escaping');
+  const prefix = batchId + '\t';
+  return copyText(q, `recon_channel_rows (batch_id, ${STAGE_COLUMNS})`, prefix + text.replaceAll('\n', '\n' + prefix));
 }
 
 /**

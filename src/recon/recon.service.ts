@@ -200,7 +200,10 @@ export function createReconService(options: ReconOptions) {
       const first = staged;
       staged += count;
       await inflight;
-      inflight = repo.stageText(tx, batchId, first, text).then(() => hooks.onRows?.(first + count));
+      inflight = repo.stageText(tx, batchId, text).then((n) => {
+        assert(n === count, 'every staged line is one row');
+        hooks.onRows?.(first + count);
+      });
       inflight.catch(() => undefined); // awaited below; never left unobserved if the reader fails first
     };
     const flush = () => {
@@ -211,7 +214,7 @@ export function createReconService(options: ReconOptions) {
     };
     try {
       await reader((r) => {
-        lines.push(stageLine(r));
+        lines.push(stageLine(staged + lines.length + 1, r));
         if (lines.length >= STAGE_CHUNK) return flush();
       }, stage);
       await flush();
