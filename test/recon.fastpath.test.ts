@@ -91,7 +91,7 @@ async function workerPath(dir: string, bytes: Buffer | string): Promise<{ staged
   try {
     await workerFileReader(path, 'wechat')(() => { throw new Error('the worker path yields chunks, not records'); }, async (text, n) => {
       assert.equal(text.split('\n').length, n, 'a chunk holds as many lines as it says');
-      chunks.push(text);
+      chunks.push(Buffer.from(text, 'latin1').toString('utf8')); // a chunk is a byte string of UTF-8
       rows += n;
     });
   } catch (error) {

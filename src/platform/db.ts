@@ -118,11 +118,16 @@ class PgliteSessionPool {
 const COPY_MARK = '/*custos:copy-in*/';
 const COPY_TEXT = /^\/\*custos:copy-in\*\/([a-z_][a-z0-9_]* \([a-z0-9_, ]+\)) \$1$/;
 
-/** Loads rows in COPY text format (tab-separated, \\ escapes, one row per line) into `target` ("table (col, ...)"). Returns the row count. */
-export async function copyText(q: Kdb | Tx, target: string, data: string): Promise<number> {
+/**
+ * Loads rows in COPY text format (tab-separated, \\ escapes, one row per line) into
+ * `target` ("table (col, ...)"): a string, or its UTF-8 bytes. Returns the row count.
+ */
+export async function copyText(q: Kdb | Tx, target: string, data: string | Buffer): Promise<number> {
   assertCopyTarget(target);
-  if (data === '') return 0;
-  const r = await sql`${sql.raw(COPY_MARK + target + ' ')}${data.endsWith('\n') ? data : data + '\n'}`.execute(q);
+  if (data.length === 0) return 0;
+  const bytes = typeof data === 'string' ? Buffer.from(data, 'utf8') : data;
+  const ended = bytes[bytes.length - 1] === 0x0a ? bytes : Buffer.concat([bytes, Buffer.from('\n')]);
+  const r = await sql`${sql.raw(COPY_MARK + target + ' ')}${ended}`.execute(q);
   return Number(r.numAffectedRows ?? 0n);
 }
 
@@ -130,10 +135,10 @@ function assertCopyTarget(target: string): void {
   if (!COPY_TEXT.test(`${COPY_MARK}${target} $1`)) throw new Error(`not a COPY target: ${target}`);
 }
 
-function copyOf(text: string, params: readonly unknown[] | undefined): { target: string; data: string } | null {
+function copyOf(text: string, params: readonly unknown[] | undefined): { target: string; data: Buffer } | null {
   if (!text.startsWith(COPY_MARK)) return null;
   const m = COPY_TEXT.exec(text);
-  if (!m || !params || params.length !== 1 || typeof params[0] !== 'string') throw new Error('malformed COPY request');
+  if (!m || !params || params.length !== 1 || !Buffer.isBuffer(params[0])) throw new Error('malformed COPY request');
   return { target: m[1], data: params[0] };
 }
 
@@ -144,7 +149,7 @@ function acceptCopyIn(client: pg.PoolClient): void {
     const copy = typeof text === 'string' ? copyOf(text, params as unknown[]) : null;
     if (!copy) return query(text, params, callback);
     return new Promise((resolve, reject) => {
-      query(new CopyIn(`COPY ${copy.target} FROM STDIN`, Buffer.from(copy.data, 'utf8'), (error, rowCount) => {
+      query(new CopyIn(`COPY ${copy.target} FROM STDIN`, copy.data, (error, rowCount) => {
         if (error) reject(error);
         else resolve({ command: 'INSERT', rowCount, rows: [] }); // Kysely counts rows of INSERT only
       }));

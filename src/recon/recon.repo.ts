@@ -114,12 +114,16 @@ export function rateFraction(rate: string): { num: bigint; den: bigint } | null 
   return { num: BigInt(m[1] + (m[2] ?? '')), den };
 }
 
-/** Stages a chunk of staging lines (stage-format.ts) with one COPY; the batch id is put in front of every line here. */
-export async function stageText(q: Q, batchId: string, text: string): Promise<number> {
-  if (text === '') return 0;
-  assert(!/[\t\n\r\\]/.test(batchId), 'a batch id needs no COPY escaping');
+/**
+ * Stages a chunk of staging lines (stage-format.ts) with one COPY; the batch id is put
+ * in front of every line here. `bytes` is a byte string: each char one byte of UTF-8.
+ */
+export async function stageText(q: Q, batchId: string, bytes: string): Promise<number> {
+  if (bytes === '') return 0;
+  assert(/^[\x21-\x5b\x5d-\x7e]+$/.test(batchId), 'a batch id is printable ASCII and needs no COPY escaping');
   const prefix = batchId + '\t';
-  return copyText(q, `recon_channel_rows (batch_id, ${STAGE_COLUMNS})`, prefix + text.replaceAll('\n', '\n' + prefix));
+  const data = Buffer.from(prefix + bytes.replaceAll('\n', '\n' + prefix), 'latin1');
+  return copyText(q, `recon_channel_rows (batch_id, ${STAGE_COLUMNS})`, data);
 }
 
 /**

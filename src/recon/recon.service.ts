@@ -19,12 +19,16 @@ import type { ChannelRecord } from './parse/wechat.ts';
 import type { BankRecord } from './parse/bank.ts';
 import { BillRejected } from './parse/wechat.ts';
 import * as repo from './recon.repo.ts';
-import { stageLine } from './stage-format.ts';
+import { stageLine, utf8Bytes } from './stage-format.ts';
 
 /**
  * How the parsed records of one file reach the batch: calls onRecord for each (or
  * onChunk with ready staging lines, see stage-format.ts); may throw BillRejected.
  * Re-invocable (a retried transaction reads the file again).
+ */
+/**
+ * Calls onRecord per record, or onChunk per chunk of staging lines (stage-format.ts)
+ * given as a byte string (each char one byte of the UTF-8 text: utf8Bytes).
  */
 export type RecordReader = (onRecord: (record: ChannelRecord) => void | Promise<void>, onChunk: (lines: string, rows: number) => Promise<void>) => Promise<void>;
 
@@ -207,7 +211,7 @@ export function createReconService(options: ReconOptions) {
       inflight.catch(() => undefined); // awaited below; never left unobserved if the reader fails first
     };
     const flush = () => {
-      const text = lines.join('\n');
+      const text = utf8Bytes(lines.join('\n'));
       const count = lines.length;
       lines = [];
       return count > 0 ? stage(text, count) : undefined;

@@ -57,6 +57,8 @@ const SLOTS = [...REQUIRED, ...REFUND_COLUMNS] as const;
 const SLOT = { time: 0, channelOrderNo: 1, payOrderId: 2, status: 3, settled: 4, fee: 5, channelRefundNo: 6, refundOrderId: 7, refunded: 8 } as const;
 const ROWS_MAX = 50_000_000;
 const BACKTICK = 96;
+const SUMMARY_START = '总交易单数';
+const UTF8_BOM_BYTES = '\u00ef\u00bb\u00bf';
 /** A running sum is moved into its bigint before it can leave the safe-integer range (addends are below 1e15). */
 const SUM_FLUSH = 4e15;
 
@@ -114,28 +116,45 @@ export class WechatBillScanner {
   private readonly settled = new Sum();
   private readonly refunded = new Sum();
   private readonly fees = new Sum();
+  private readonly bytes: boolean;
+  private readonly summaryStart: string;
+
+  /** A line or field as text (decoded when lines are byte strings). */
+  private text(s: string): string {
+    return this.bytes ? Buffer.from(s, 'latin1').toString('utf8') : s;
+  }
 
   /** A field of the current detail row ('' when the bill has no such column). */
   field(slot: number): string {
     return this.values[slot];
   }
 
+  /**
+   * bytes: lines are byte strings (each char one byte of the UTF-8 file, as latin1
+   * decodes it), and so are the fields; the header and summary are decoded here.
+   */
+  constructor(options: { bytes?: boolean } = {}) {
+    this.bytes = options.bytes ?? false;
+    this.summaryStart = this.bytes ? Buffer.from(SUMMARY_START, 'utf8').toString('latin1') : SUMMARY_START;
+  }
+
   line(raw: string): boolean {
     this.lineNo += 1;
     let line = raw.charCodeAt(raw.length - 1) === 13 ? raw.slice(0, -1) : raw;
     if (line.charCodeAt(0) === 0xfeff) line = line.slice(1);
+    else if (this.bytes && line.startsWith(UTF8_BOM_BYTES)) line = line.slice(3);
     if (line.charCodeAt(0) !== BACKTICK && line.trim() === '') return false;
     if (this.columns === null) {
-      this.setHeader(line);
+      this.setHeader(this.text(line));
       return false;
     }
-    if (this.summaryHeader === null && line.startsWith('总交易单数')) {
-      this.summaryHeader = line.split(',');
+    if (this.summaryHeader === null && line.startsWith(this.summaryStart)) {
+      this.summaryHeader = this.text(line).split(',');
       return false;
     }
     if (this.summaryHeader !== null) {
       if (this.summary !== null) throw new BillRejected('BILL_ROW_INVALID', 'text after the summary row', this.lineNo);
-      this.summary = line.split(',').map(unquote);
+      this.summary = this.text(line).split(',').map(unquote);
       return false;
     }
     if (this.rows >= ROWS_MAX) throw new BillRejected('BILL_TOO_LARGE', `more than ${ROWS_MAX} rows`, this.lineNo);
@@ -194,7 +213,7 @@ export class WechatBillScanner {
       this.amountText = String(amount);
       this.feeText = String(fee);
     } catch (error) {
-      if (error instanceof AmountInvalid) throw new BillRejected('BILL_AMOUNT_INVALID', error.message, this.lineNo);
+      if (error instanceof AmountInvalid) throw new BillRejected('BILL_AMOUNT_INVALID', this.text(error.message), this.lineNo);
       throw error;
     }
   }
