@@ -90,8 +90,9 @@ async function workerPath(dir: string, bytes: Buffer | string): Promise<{ staged
   let rows = 0;
   try {
     await workerFileReader(path, 'wechat')(() => { throw new Error('the worker path yields chunks, not records'); }, async (text, n) => {
-      assert.equal(text.split('\n').length, n, 'a chunk holds as many lines as it says');
-      chunks.push(Buffer.from(text, 'latin1').toString('utf8')); // a chunk is a byte string of UTF-8
+      const lines = text.toString('utf8');
+      assert.equal(lines.split('\n').length, n, 'a chunk holds as many lines as it says');
+      chunks.push(lines);
       rows += n;
     });
   } catch (error) {

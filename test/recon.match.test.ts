@@ -311,6 +311,30 @@ test('pool TTL: a payment the channel never reports becomes CHANNEL_MISSING afte
   assert.equal((await stack.platform.ledger.verify()).balanced, true);
 });
 
+test('early: a payment the channel reports the day before our success date matches there and is not pooled on our day', async () => {
+  const early = createReconService({
+    db: stack.t.db, ledger: stack.platform.ledger, markPaid: stack.platform.payment.orders.markPaid,
+    channels: { sandbox: { ifCode: 'sandbox', mchAccount: 'early-account', format: 'wechat', feeRate: '0.006' } },
+  });
+  const [e1, e2] = ['2026-12-20', '2026-12-21'];
+  // paid 3 s after midnight by our clock; the channel's day ended later, so its e1 file has it
+  const p = await payAt('EARLY', at(e2, '00:00:03'));
+  await waitFor('EARLY paid', async () => (await orderState(p)).state === 2);
+  const row = stack.sandbox.statementInput(e2).payments.find((x) => x.outTradeNo === p);
+  assert.ok(row);
+  const file = (d: string, payments: StatementInput['payments']) => bufferReader(wechatBill({ billDate: d, feeRate: '0.006', payments, refunds: [] }), 'wechat');
+  const s1 = await early.runDay({ channel: 'sandbox', billDate: e1, reader: file(e1, [{ ...row, successAt: at(e1, '23:59:59') }]) });
+  assert.deepEqual(s1.mistakes, {}, 'the channel row finds our order');
+  assert.equal(s1.matched, 1);
+  assert.equal(s1.poolAdded, 0);
+  const pooled = await sql<{ state: string; bill_date: string; added_batch_id: string; amount_fen: bigint }>`SELECT state, to_char(bill_date, 'YYYY-MM-DD') AS bill_date, added_batch_id, amount_fen FROM recon_pool WHERE ref_id = ${p}`.execute(db());
+  assert.deepEqual(pooled.rows, [{ state: 'matched', bill_date: e1, added_batch_id: s1.batchId, amount_fen: 10000n }]);
+  const s2 = await early.runDay({ channel: 'sandbox', billDate: e2, reader: file(e2, []) });
+  assert.equal(s2.poolAdded, 0, 'our day does not wait for it again');
+  assert.deepEqual(s2.mistakes, {});
+  assert.equal((await sql<{ n: bigint }>`SELECT count(*)::int8 AS n FROM recon_pool WHERE ref_id = ${p}`.execute(db())).rows[0].n, 1n);
+});
+
 test('the daily job: the statement is fetched from the sandbox over HTTP, stored, parsed and matched', async () => {
   nowMs = at('2026-12-06', '10:00:00').getTime();
   const s = await stack.platform.recon.runDaily('sandbox', '2026-12-01');

@@ -27,7 +27,10 @@ port.on('message', (m) => {
 async function send(text: string, rows: number): Promise<void> {
   while (credits === 0) await new Promise<void>((resolve) => waiting.push(resolve));
   credits -= 1;
-  port?.postMessage({ type: 'chunk', text, rows });
+  const bytes = Buffer.from(text, 'latin1'); // a byte string back to its UTF-8 bytes
+  // A chunk owns its memory (far above Buffer's 4 KiB pool): moved, not copied.
+  const own = bytes.byteOffset === 0 && bytes.byteLength === bytes.buffer.byteLength;
+  port?.postMessage({ type: 'chunk', bytes, rows }, own ? [bytes.buffer as ArrayBuffer] : []);
 }
 
 /** Scans the file in 1 MiB pieces (strict UTF-8, decoded a whole line at a time), line by line, sending a chunk every CHUNK_ROWS rows. */

@@ -53,10 +53,11 @@ export function workerFileReader(path: string, format: StatementFormat, onBytes?
     try {
       await new Promise<void>((resolve, reject) => {
         let chain = Promise.resolve();
-        worker.on('message', (m: { type: string; text?: string; rows?: number; code?: string; message?: string; read?: number }) => {
+        worker.on('message', (m: { type: string; bytes?: Uint8Array; rows?: number; code?: string; message?: string; read?: number }) => {
           if (m.type === 'bytes') onBytes?.(m.read ?? 0, total);
           else if (m.type === 'chunk') {
-            chain = chain.then(() => onChunk(m.text as string, m.rows as number)).then(() => worker.postMessage('ack'), reject);
+            const u8 = m.bytes as Uint8Array;
+            chain = chain.then(() => onChunk(Buffer.from(u8.buffer, u8.byteOffset, u8.byteLength), m.rows as number)).then(() => worker.postMessage('ack'), reject);
           } else if (m.type === 'done') chain.then(resolve, reject);
           else if (m.type === 'rejected') chain.then(() => reject(new BillRejected(m.code as BillErrorCode, m.message as string)), reject);
           else reject(new Error(`statement parser failed: ${m.message}`));

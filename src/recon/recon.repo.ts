@@ -2,7 +2,6 @@
 // COPY in large batches and classified by a few statements that join them with our
 // pay orders and refunds (hash joins on the order number), never a query per record.
 import { copyText, sql, type Kdb, type Tx } from '../platform/db.ts';
-import { assert } from '../platform/assert.ts';
 import { STAGE_COLUMNS } from './stage-format.ts';
 
 type Q = Kdb | Tx;
@@ -115,22 +114,23 @@ export function rateFraction(rate: string): { num: bigint; den: bigint } | null 
 }
 
 /**
- * Stages a chunk of staging lines (stage-format.ts) with one COPY; the batch id is put
- * in front of every line here. `bytes` is a byte string: each char one byte of UTF-8.
+ * Stages a chunk of staging lines (stage-format.ts, UTF-8) with one COPY. The rows
+ * take the batch id from the transaction's custos.recon_batch_id (migration 0008).
  */
-export async function stageText(q: Q, batchId: string, bytes: string): Promise<number> {
-  if (bytes === '') return 0;
-  assert(/^[\x21-\x5b\x5d-\x7e]+$/.test(batchId), 'a batch id is printable ASCII and needs no COPY escaping');
-  const prefix = batchId + '\t';
-  const data = Buffer.from(prefix + bytes.replaceAll('\n', '\n' + prefix), 'latin1');
-  return copyText(q, `recon_channel_rows (batch_id, ${STAGE_COLUMNS})`, data);
+export async function stageText(q: Tx, batchId: string, data: Buffer): Promise<number> {
+  if (data.length === 0) return 0;
+  await sql`SELECT set_config('custos.recon_batch_id', ${batchId}, true)`.execute(q);
+  return copyText(q, `recon_channel_rows (${STAGE_COLUMNS})`, data);
 }
 
 /**
  * The channel side, one pass: every staged row joined with our order (payments) or
- * refund (refunds) by our number (hash joins); rows that disagree become mistakes (the
- * join streams into the insert, nothing materialized). Expected fee: amount × rate, half up, in fen
- * (× 1000 for the file's 1e-5 yuan), in int8 arithmetic.
+ * refund (refunds) by our number; from the one join come both
+ * - rows that disagree: mistakes;
+ * - rows the channel reported the day before our success date (its day ends earlier):
+ *   written to the pool as already matched, so that our day's batch does not pool them.
+ * Only those few rows are materialized; the rest stream through. Expected fee: amount
+ * × rate, half up, in fen (× 1000 for the file's 1e-5 yuan), in int8 arithmetic.
  */
 export async function classifyChannelRows(q: Q, p: ClassifyParams): Promise<void> {
   const f = p.feeRate === null ? null : rateFraction(p.feeRate);
@@ -138,14 +138,7 @@ export async function classifyChannelRows(q: Q, p: ClassifyParams): Promise<void
   const den = f?.den ?? 1n;
   const checkFee = f !== null;
   await sql`
-    INSERT INTO recon_mistakes (batch_id, type, kind, if_code, ref_id, row_no, pay_order_id, refund_order_id, mch_no,
-      channel_amount_fen, platform_amount_fen, channel_fee_e5, expected_fee_e5, channel_no, trade_time, amount_fen, state)
-    SELECT ${p.batchId}, c.type, c.kind, ${p.ifCode}, c.ref_id, c.row_no, CASE WHEN c.our_amount IS NULL AND c.kind = 2 THEN NULL ELSE c.pay_order_id END,
-      c.refund_order_id, c.mch_no, c.amount_fen, c.our_amount, c.fee_e5, c.expected_fee_e5, c.channel_no, c.trade_time, COALESCE(c.our_amount, c.amount_fen),
-      CASE WHEN c.type IN ('FEE_MISMATCH', 'REFUND_FEE_MISMATCH') THEN 'auto_fixed'
-           WHEN c.type = 'PLATFORM_STATUS_BEHIND' AND c.amount_fen = c.our_amount THEN 'fixing'
-           ELSE 'open' END
-    FROM (
+    WITH c AS NOT MATERIALIZED (
       SELECT x.*,
         CASE
           WHEN x.our_amount IS NULL THEN CASE WHEN x.ch_ok THEN CASE x.kind WHEN 1 THEN 'PLATFORM_MISSING' ELSE 'REFUND_PLATFORM_MISSING' END END
@@ -162,6 +155,9 @@ export async function classifyChannelRows(q: Q, p: ClassifyParams): Promise<void
           CASE WHEN r.kind = 1 THEN o.state IN (2, 5) ELSE fr.state = 2 END AS our_ok,
           CASE WHEN r.kind = 1 THEN o.amount ELSE fr.refund_amount END AS our_amount,
           CASE WHEN r.kind = 1 THEN o.mch_no ELSE fr.mch_no END AS mch_no,
+          CASE WHEN r.kind = 1 THEN o.pay_order_id ELSE fr.pay_order_id END AS our_pay_order_id,
+          COALESCE(CASE WHEN r.kind = 1 THEN o.success_at >= ${p.dayEnd} AND o.state IN (2, 5)
+                        ELSE fr.success_at >= ${p.dayEnd} AND fr.state = 2 END, false) AS early,
           fr.refund_order_id,
           CASE WHEN NOT ${checkFee} THEN NULL
                WHEN r.kind = 1 THEN ((o.amount * ${num}::int8 * 2 + ${den}::int8) / (2 * ${den}::int8)) * 1000
@@ -171,25 +167,26 @@ export async function classifyChannelRows(q: Q, p: ClassifyParams): Promise<void
         LEFT JOIN pay_refunds fr ON r.kind = 2 AND fr.refund_order_id = r.ref_id
         WHERE r.batch_id = ${p.batchId}
       ) x
-    ) c
-    WHERE c.type IS NOT NULL
-    ON CONFLICT (batch_id, type, ref_id) DO NOTHING`.execute(q);
-}
-
-/**
- * Rows the channel reported the day before our success date (its day ends earlier):
- * written to the pool as already matched, so that our day's batch does not pool them.
- */
-export async function markEarly(q: Q, p: ClassifyParams): Promise<void> {
-  await sql`INSERT INTO recon_pool (if_code, kind, ref_id, pay_order_id, mch_no, amount_fen, bill_date, state, added_batch_id, closed_batch_id)
-    SELECT ${p.ifCode}, 1, o.pay_order_id, o.pay_order_id, o.mch_no, o.amount, ${p.billDate}::date, 'matched', ${p.batchId}, ${p.batchId}
-    FROM pay_orders o JOIN recon_channel_rows r ON r.batch_id = ${p.batchId} AND r.kind = 1 AND r.ref_id = o.pay_order_id
-    WHERE o.success_at >= ${p.dayEnd} AND o.state IN (2, 5)
-    UNION ALL
-    SELECT ${p.ifCode}, 2, f.refund_order_id, f.pay_order_id, f.mch_no, f.refund_amount, ${p.billDate}::date, 'matched', ${p.batchId}, ${p.batchId}
-    FROM pay_refunds f JOIN recon_channel_rows r ON r.batch_id = ${p.batchId} AND r.kind = 2 AND r.ref_id = f.refund_order_id
-    WHERE f.success_at >= ${p.dayEnd} AND f.state = 2
-    ON CONFLICT DO NOTHING`.execute(q);
+    ),
+    few AS MATERIALIZED (SELECT * FROM c WHERE c.type IS NOT NULL OR c.early),
+    mistakes AS (
+      INSERT INTO recon_mistakes (batch_id, type, kind, if_code, ref_id, row_no, pay_order_id, refund_order_id, mch_no,
+        channel_amount_fen, platform_amount_fen, channel_fee_e5, expected_fee_e5, channel_no, trade_time, amount_fen, state)
+      SELECT ${p.batchId}, w.type, w.kind, ${p.ifCode}, w.ref_id, w.row_no, CASE WHEN w.our_amount IS NULL AND w.kind = 2 THEN NULL ELSE w.pay_order_id END,
+        w.refund_order_id, w.mch_no, w.amount_fen, w.our_amount, w.fee_e5, w.expected_fee_e5, w.channel_no, w.trade_time, COALESCE(w.our_amount, w.amount_fen),
+        CASE WHEN w.type IN ('FEE_MISMATCH', 'REFUND_FEE_MISMATCH') THEN 'auto_fixed'
+             WHEN w.type = 'PLATFORM_STATUS_BEHIND' AND w.amount_fen = w.our_amount THEN 'fixing'
+             ELSE 'open' END
+      FROM few w WHERE w.type IS NOT NULL
+      ON CONFLICT (batch_id, type, ref_id) DO NOTHING
+    ),
+    early AS (
+      INSERT INTO recon_pool (if_code, kind, ref_id, pay_order_id, mch_no, amount_fen, bill_date, state, added_batch_id, closed_batch_id)
+      SELECT ${p.ifCode}, w.kind, w.ref_id, w.our_pay_order_id, w.mch_no, w.our_amount, ${p.billDate}::date, 'matched', ${p.batchId}, ${p.batchId}
+      FROM few w WHERE w.early
+      ON CONFLICT DO NOTHING
+    )
+    SELECT 1`.execute(q);
 }
 
 /**

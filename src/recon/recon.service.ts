@@ -19,18 +19,14 @@ import type { ChannelRecord } from './parse/wechat.ts';
 import type { BankRecord } from './parse/bank.ts';
 import { BillRejected } from './parse/wechat.ts';
 import * as repo from './recon.repo.ts';
-import { stageLine, utf8Bytes } from './stage-format.ts';
+import { stageLine } from './stage-format.ts';
 
 /**
  * How the parsed records of one file reach the batch: calls onRecord for each (or
- * onChunk with ready staging lines, see stage-format.ts); may throw BillRejected.
- * Re-invocable (a retried transaction reads the file again).
+ * onChunk with ready staging lines as UTF-8 bytes, see stage-format.ts); may throw
+ * BillRejected. Re-invocable (a retried transaction reads the file again).
  */
-/**
- * Calls onRecord per record, or onChunk per chunk of staging lines (stage-format.ts)
- * given as a byte string (each char one byte of the UTF-8 text: utf8Bytes).
- */
-export type RecordReader = (onRecord: (record: ChannelRecord) => void | Promise<void>, onChunk: (lines: string, rows: number) => Promise<void>) => Promise<void>;
+export type RecordReader = (onRecord: (record: ChannelRecord) => void | Promise<void>, onChunk: (lines: Buffer, rows: number) => Promise<void>) => Promise<void>;
 
 export interface ReconChannel {
   /** Our ifCode for this channel (pay_orders.if_code). */
@@ -200,7 +196,7 @@ export function createReconService(options: ReconOptions) {
     let staged = 0;
     let inflight: Promise<void> = Promise.resolve();
     // One chunk staged on the transaction while the next one is parsed.
-    const stage = async (text: string, count: number) => {
+    const stage = async (text: Buffer, count: number) => {
       const first = staged;
       staged += count;
       await inflight;
@@ -211,7 +207,7 @@ export function createReconService(options: ReconOptions) {
       inflight.catch(() => undefined); // awaited below; never left unobserved if the reader fails first
     };
     const flush = () => {
-      const text = utf8Bytes(lines.join('\n'));
+      const text = Buffer.from(lines.join('\n'), 'utf8');
       const count = lines.length;
       lines = [];
       return count > 0 ? stage(text, count) : undefined;
@@ -230,7 +226,6 @@ export function createReconService(options: ReconOptions) {
     prof('staged');
     await repo.resolvePool(tx, params);
     await repo.classifyChannelRows(tx, params);
-    await repo.markEarly(tx, params);
     prof('classify');
     if (options.expectedChannelFeeE5) await feesByFunction(tx, params);
     await repo.addToPool(tx, params);

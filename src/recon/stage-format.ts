@@ -7,11 +7,9 @@
 import type { ChannelRecord } from './parse/wechat.ts';
 import { WECHAT_SLOT, type WechatBillScanner } from './parse/wechat.ts';
 
-// A chunk travels as a byte string (each char one byte of its UTF-8 text, i.e. latin1):
-// the worker never decodes the bill's UTF-8, and the chunk becomes COPY's bytes as is.
-
-/** A JS string as a byte string of its UTF-8. */
-export const utf8Bytes = (text: string): string => Buffer.from(text, 'utf8').toString('latin1');
+// The worker's lines are byte strings (each char one byte of the bill's UTF-8, as
+// latin1 decodes it): it never decodes the text, and a chunk's bytes go to COPY as is.
+// The batch id is not in the line: the staging transaction supplies it (0008).
 
 export const STAGE_COLUMNS = 'row_no, kind, ref_id, pay_order_id, channel_no, status, trade_time, amount_fen, fee_e5';
 
