@@ -15,6 +15,7 @@ import { stageLine } from '../src/recon/stage-format.ts';
 import { workerFileReader } from '../src/recon/reader.ts';
 import { copyText, sql } from '../src/platform/db.ts';
 import { openTestDb } from './helpers.ts';
+import { stageText } from '../src/recon/recon.repo.ts';
 
 const HEADER = '交易时间,公众账号ID,商户号,设备号,微信订单号,商户订单号,交易状态,应结订单金额,微信退款单号,商户退款单号,退款金额,商品名称,手续费,费率备注';
 const SUMMARY = '总交易单数,应结订单总金额,退款总金额,手续费总金额';
@@ -197,6 +198,29 @@ test('copyText: COPY text format round trip (escapes, counts) inside the caller\
     const after = await sql<{ n: number }>`select count(*)::int as n from copy_probe`.execute(db.kysely);
     assert.equal(after.rows[0].n, 4, 'the failed and the rolled-back copies left nothing');
     await assert.rejects(copyText(db.kysely, 'copy_probe; drop table x (id)', '1\tx'), /not a COPY target/);
+  } finally {
+    await t.close();
+  }
+});
+
+test('stageText: COPY and the SQL split stage the same rows from the same chunk (escapes, CJK, row numbers)', async () => {
+  const t = await openTestDb();
+  try {
+    const { db } = t;
+    const records: ChannelRecord[] = [
+      { kind: 'payment', payOrderId: 'P\\1', channelOrderNo: '42\t1', refundOrderId: null, channelRefundNo: null, amountFen: 123n, feeE5: 1000n, status: 'SUCCESS', time: '2026-11-21 10:00:00' },
+      { kind: 'refund', payOrderId: 'P2', channelOrderNo: '42', refundOrderId: 'R\\\\2', channelRefundNo: '物业费\r\n', amountFen: 10n ** 17n, feeE5: -5n, status: 'REFUND', time: '2026-11-21 10:00:01' },
+    ];
+    const chunk = Buffer.from(records.map((r, i) => stageLine(i + 7, r)).join('\n'), 'utf8');
+    const staged = async (batchId: string) => (await sql<Record<string, unknown>>`SELECT row_no, kind, ref_id, pay_order_id, channel_no, status, trade_time, amount_fen, fee_e5
+      FROM recon_channel_rows WHERE batch_id = ${batchId} ORDER BY row_no`.execute(db.kysely)).rows;
+    await db.kysely.transaction().execute(async (tx) => {
+      assert.equal(await stageText(tx, 'RB-COPY', chunk, 'copy'), 2);
+      assert.equal(await stageText(tx, 'RB-INSERT', chunk, 'insert'), 2);
+    });
+    const viaCopy = await staged('RB-COPY');
+    assert.deepEqual(await staged('RB-INSERT'), viaCopy);
+    assert.deepEqual(viaCopy.map((r) => [r.row_no, r.ref_id, r.channel_no, r.amount_fen]), [[7, 'P\\1', '42 1', 123n], [8, 'R\\\\2', '物业费  ', 10n ** 17n]]);
   } finally {
     await t.close();
   }

@@ -114,13 +114,23 @@ export function rateFraction(rate: string): { num: bigint; den: bigint } | null 
 }
 
 /**
- * Stages a chunk of staging lines (stage-format.ts, UTF-8) with one COPY. The rows
- * take the batch id from the transaction's custos.recon_batch_id (migration 0008).
+ * Stages a chunk of staging lines (stage-format.ts, UTF-8). PostgreSQL: one COPY, the
+ * rows taking the batch id from the transaction's custos.recon_batch_id (migration
+ * 0008). PGlite, whose COPY is many times slower than its INSERT: one INSERT that
+ * splits the lines in SQL (the format's only escape is a doubled backslash).
  */
-export async function stageText(q: Tx, batchId: string, data: Buffer): Promise<number> {
+export async function stageText(q: Tx, batchId: string, data: Buffer, via: 'copy' | 'insert'): Promise<number> {
   if (data.length === 0) return 0;
-  await sql`SELECT set_config('custos.recon_batch_id', ${batchId}, true)`.execute(q);
-  return copyText(q, `recon_channel_rows (${STAGE_COLUMNS})`, data);
+  if (via === 'copy') {
+    await sql`SELECT set_config('custos.recon_batch_id', ${batchId}, true)`.execute(q);
+    return copyText(q, `recon_channel_rows (${STAGE_COLUMNS})`, data);
+  }
+  const field = (n: number) => sql.raw(`replace(split_part(u.l, E'\\t', ${n}), E'\\\\\\\\', E'\\\\')`);
+  const r = await sql`INSERT INTO recon_channel_rows (batch_id, ${sql.raw(STAGE_COLUMNS)})
+    SELECT ${batchId}, split_part(u.l, E'\t', 1)::int4, split_part(u.l, E'\t', 2)::int2, ${field(3)}, ${field(4)}, ${field(5)}, ${field(6)}, ${field(7)},
+      split_part(u.l, E'\t', 8)::int8, split_part(u.l, E'\t', 9)::int8
+    FROM unnest(string_to_array(${data.toString('utf8')}::text, E'\n')) AS u(l)`.execute(q);
+  return Number(r.numAffectedRows ?? 0n);
 }
 
 /**

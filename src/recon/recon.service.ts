@@ -200,7 +200,7 @@ export function createReconService(options: ReconOptions) {
       const first = staged;
       staged += count;
       await inflight;
-      inflight = repo.stageText(tx, batchId, text).then((n) => {
+      inflight = repo.stageText(tx, batchId, text, db.kind === 'postgres' ? 'copy' : 'insert').then((n) => {
         assert(n === count, 'every staged line is one row');
         hooks.onRows?.(first + count);
       });
