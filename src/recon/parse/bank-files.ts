@@ -1,15 +1,18 @@
 // The containers a bank statement comes in, each turned into rows of cells for
 // BankStatementReader: CSV (UTF-8 or GBK, detected by BOM and UTF-8 validity unless
-// configured; RFC 4180 quoting), .xlsx (exceljs's streaming WorkbookReader, first
-// worksheet) and .xls (our BIFF8 reader, xls.ts). CSV and .xlsx are streamed.
+// configured; RFC 4180 quoting), .xlsx (exceljs, first worksheet, read whole and
+// bounded) and .xls (our BIFF8 reader, xls.ts). CSV is streamed.
 import ExcelJS from 'exceljs';
-import { Readable } from 'node:stream';
+import { readZip } from '../../platform/zip.ts';
 import { BankStatementReader, type BankRecord, type BankTotals, type Cell } from './bank.ts';
 import { detectEncoding, linesOf, type TextEncoding } from './text.ts';
 import { readXlsRows, XlsInvalid } from './xls.ts';
 import { BillRejected } from './wechat.ts';
 
 const QUOTED_LINES_MAX = 100;
+const XLSX_ENTRIES_MAX = 1000;
+/** Default bound of a .xlsx statement's uncompressed parts. */
+const XLSX_BYTES_MAX = 256 * 1024 * 1024;
 
 /** Splits one CSV record; returns null when a quoted field continues on the next line. */
 export function splitCsv(line: string): string[] | null {
@@ -71,31 +74,31 @@ export async function parseBankCsv(input: AsyncIterable<Buffer>, encoding: TextE
   return reader.finish();
 }
 
-export async function parseBankXlsx(input: AsyncIterable<Buffer>, onRecord: (record: BankRecord) => void, afterRow: AfterRow = () => {}): Promise<BankTotals> {
+/**
+ * A .xlsx statement, read whole (`bytesMax` bounds it, compressed and uncompressed):
+ * exceljs's streaming WorkbookReader drops the archive's last entry at random on Node
+ * 18+ (exceljs#3064: the workbook part is last in exceljs-written files), so the
+ * archive is checked with our bounded zip reader and then loaded through its central
+ * directory. The statement is the first worksheet.
+ */
+export async function parseBankXlsx(data: Buffer, onRecord: (record: BankRecord) => void, afterRow: AfterRow = () => {}, bytesMax = XLSX_BYTES_MAX): Promise<BankTotals> {
   const reader = new BankStatementReader(onRecord);
-  const workbook = new ExcelJS.stream.xlsx.WorkbookReader(Readable.from(input), {
-    sharedStrings: 'cache', styles: 'cache', hyperlinks: 'ignore', worksheets: 'emit', entries: 'ignore',
-  });
-  let sheets = 0;
+  const workbook = new ExcelJS.Workbook();
   try {
-    for await (const worksheet of workbook) {
-      sheets += 1;
-      if (sheets > 1) {
-        for await (const _row of worksheet as unknown as AsyncIterable<unknown>) void _row; // the statement is the first worksheet; later ones are drained unread
-        continue;
-      }
-      for await (const row of worksheet as unknown as AsyncIterable<ExcelJS.Row>) {
-        const values = row.values as Cell[] | Record<string, Cell>;
-        const cells = Array.isArray(values) ? values.slice(1).map(cellOf) : [];
-        reader.push(cells, row.number);
-        await afterRow();
-      }
-    }
+    readZip(data, { entriesMax: XLSX_ENTRIES_MAX, uncompressedBytesMax: bytesMax });
+    await workbook.xlsx.load(data as unknown as ExcelJS.Buffer);
   } catch (error) {
-    if (error instanceof BillRejected) throw error;
     throw new BillRejected('BILL_ARCHIVE_INVALID', `not a readable .xlsx workbook: ${(error as Error).message}`);
   }
-  if (sheets === 0) throw new BillRejected('BILL_ARCHIVE_INVALID', 'the workbook has no worksheet');
+  const sheet = workbook.worksheets[0];
+  if (!sheet) throw new BillRejected('BILL_ARCHIVE_INVALID', 'the workbook has no worksheet');
+  for (let rowNo = 1; rowNo <= sheet.rowCount; rowNo += 1) {
+    const row = sheet.findRow(rowNo);
+    if (!row) continue;
+    const values = row.values as Cell[] | Record<string, Cell>;
+    reader.push(Array.isArray(values) ? values.slice(1).map(cellOf) : [], rowNo);
+    await afterRow();
+  }
   return reader.finish();
 }
 

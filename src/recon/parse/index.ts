@@ -6,7 +6,7 @@
 //   alipay:trade                                  zip of GBK CSV (bounded buffer)
 //   unionpay:ZM                                   zip of GBK fixed-width lines (bounded buffer)
 //   bank:csv                                      UTF-8/GBK CSV, streamed line by line
-//   bank:xlsx                                     exceljs streaming reader
+//   bank:xlsx                                     exceljs, whole workbook (bounded buffer; see parseBankXlsx)
 //   bank:xls                                      BIFF8, our reader (bounded buffer)
 //
 // Optional outer layers by configuration: decryption (SM4/AES, key agreed offline) and
@@ -118,7 +118,7 @@ export async function parseStatement<K extends StatementKind>(kind: K, input: As
       totals = await parseBankCsv(bytes, options.encoding ?? 'auto', add, batcher.drainIfFull);
       break;
     case 'bank:xlsx':
-      totals = await parseBankXlsx(bytes, add, batcher.drainIfFull);
+      totals = await parseBankXlsx(await collect(bytes, bytesMax), add, batcher.drainIfFull, bytesMax);
       break;
     case 'bank:xls':
       totals = parseBankXls(await collect(bytes, bytesMax), add);
