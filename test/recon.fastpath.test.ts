@@ -16,6 +16,7 @@ import { workerFileReader } from '../src/recon/reader.ts';
 import { copyText, sql } from '../src/platform/db.ts';
 import { openTestDb } from './helpers.ts';
 import { stageText } from '../src/recon/recon.repo.ts';
+import { utf8ByteBlocks } from '../src/recon/parse/text.ts';
 
 const HEADER = '交易时间,公众账号ID,商户号,设备号,微信订单号,商户订单号,交易状态,应结订单金额,微信退款单号,商户退款单号,退款金额,商品名称,手续费,费率备注';
 const SUMMARY = '总交易单数,应结订单总金额,退款总金额,手续费总金额';
@@ -224,4 +225,23 @@ test('stageText: COPY and the SQL split stage the same rows from the same chunk 
   } finally {
     await t.close();
   }
+});
+
+test('utf8ByteBlocks: whole lines as bytes whatever the pieces; invalid UTF-8 and an endless line are refused with where', async () => {
+  const blocksOf = async (pieces: Buffer[]) => {
+    const out: string[] = [];
+    for await (const b of utf8ByteBlocks((async function* () { yield* pieces; })())) out.push(b);
+    return out;
+  };
+  await fc.assert(fc.asyncProperty(fc.array(fc.constantFrom('a', '中', '𠀀', '\n', ','), { maxLength: 60 }), fc.array(fc.nat(), { maxLength: 5 }), async (chars, cuts) => {
+    const bytes = Buffer.from(chars.join(''), 'utf8');
+    const at = [...new Set(cuts.map((c) => c % (bytes.length + 1)))].sort((a, b) => a - b);
+    const pieces = [0, ...at].map((from, i) => bytes.subarray(from, [...at, bytes.length][i]));
+    const blocks = await blocksOf(pieces);
+    for (const b of blocks) assert.ok(b.endsWith('\n'), 'every block ends a line');
+    const text = chars.join('');
+    assert.equal(Buffer.from(blocks.join(''), 'latin1').toString('utf8'), text === '' || text.endsWith('\n') ? text : text + '\n');
+  }));
+  await assert.rejects(blocksOf([Buffer.from('ok\n'), Buffer.from([0x61, 0xff, 0x0a])]), (e: BillRejected) => e.code === 'BILL_ENCODING_INVALID' && /byte 3\b/.test(e.message));
+  await assert.rejects(blocksOf([Buffer.alloc((1 << 20) + 1, 0x61)]), (e: BillRejected) => e.code === 'BILL_ROW_INVALID' && /byte 0\b/.test(e.message));
 });

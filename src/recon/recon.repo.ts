@@ -125,7 +125,7 @@ export async function stageText(q: Tx, batchId: string, data: Buffer, via: 'copy
     await sql`SELECT set_config('custos.recon_batch_id', ${batchId}, true)`.execute(q);
     return copyText(q, `recon_channel_rows (${STAGE_COLUMNS})`, data);
   }
-  const field = (n: number) => sql.raw(`replace(split_part(u.l, E'\\t', ${n}), E'\\\\\\\\', E'\\\\')`);
+  const field = (n: number) => sql`replace(split_part(u.l, E'\t', ${sql.raw(String(n))}), ${'\\\\'}, ${'\\'})`; // \\ → \
   const r = await sql`INSERT INTO recon_channel_rows (batch_id, ${sql.raw(STAGE_COLUMNS)})
     SELECT ${batchId}, split_part(u.l, E'\t', 1)::int4, split_part(u.l, E'\t', 2)::int2, ${field(3)}, ${field(4)}, ${field(5)}, ${field(6)}, ${field(7)},
       split_part(u.l, E'\t', 8)::int8, split_part(u.l, E'\t', 9)::int8

@@ -5,6 +5,7 @@
 // so this is the only reliable sign). Lines are bounded in length. `detectEncoding`
 // picks UTF-8 or GBK from a BOM or from whether the first 64 KiB are valid UTF-8.
 import iconv from 'iconv-lite';
+import { isUtf8 } from 'node:buffer';
 import { BillRejected } from './wechat.ts';
 
 export type TextEncoding = 'utf8' | 'gbk';
@@ -105,6 +106,42 @@ export async function* linesOf(input: AsyncIterable<Buffer>, encoding: TextEncod
   if (gbk !== null && utf8Valid && nonAscii >= UTF8_EVIDENCE_BYTES) {
     throw new BillRejected('BILL_ENCODING_INVALID', 'the file is UTF-8 text but GBK was expected: ask the sender for the GBK file, or configure the encoding');
   }
+}
+
+/**
+ * UTF-8 text as blocks of whole lines, each block a byte string (every char one byte
+ * of the UTF-8, as latin1 decodes it) ending with a line break. The bytes are checked
+ * strictly but never decoded: V8 decodes CJK text slowly, and a scanner that needs only
+ * ASCII delimiters, digits and codes does not need it (WechatBillScanner's bytes mode).
+ * A line break never sits inside a multi-byte character, so whole lines check alone.
+ * Lines are bounded as in linesOf.
+ */
+export async function* utf8ByteBlocks(input: AsyncIterable<Buffer>): AsyncGenerator<string> {
+  let carry: Buffer = Buffer.alloc(0);
+  let offset = 0; // of carry's first byte in the file
+  for await (const piece of input) {
+    const bytes = carry.length === 0 ? piece : Buffer.concat([carry, piece]);
+    const cut = bytes.lastIndexOf(0x0a) + 1;
+    carry = bytes.subarray(cut);
+    if (carry.length > LINE_CHARS_MAX) {
+      throw new BillRejected('BILL_ROW_INVALID', `a line longer than ${LINE_CHARS_MAX} bytes starts at byte ${offset + cut}: not a statement`);
+    }
+    if (cut > 0) yield checkedUtf8(bytes.subarray(0, cut), offset);
+    offset += cut;
+  }
+  if (carry.length > 0) yield checkedUtf8(carry, offset) + '\n';
+}
+
+/** Whole lines as a byte string, or a rejection naming the first line that is not UTF-8. */
+function checkedUtf8(lines: Buffer, offset: number): string {
+  if (isUtf8(lines)) return lines.toString('latin1');
+  let start = 0;
+  for (let end = lines.indexOf(0x0a); start < lines.length; end = lines.indexOf(0x0a, start)) {
+    const stop = end < 0 ? lines.length : end + 1;
+    if (!isUtf8(lines.subarray(start, stop))) break;
+    start = stop;
+  }
+  throw new BillRejected('BILL_ENCODING_INVALID', `the line at byte ${offset + start} is not valid UTF-8: the file must be UTF-8 / 文件不是 UTF-8 编码`);
 }
 
 /** Collects a stream into one buffer, refusing more than `bytesMax`. */
