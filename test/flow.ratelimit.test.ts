@@ -166,7 +166,7 @@ test('per IP: /api refuses before reading the body (Jeepay envelope), H5 pages, 
   }
 });
 
-test('two instances sharing Redis share one merchant budget and one IP budget', { skip: NEEDS_REDIS }, async () => {
+test('two instances sharing Redis share one merchant budget', { skip: NEEDS_REDIS }, async () => {
   const prefix = `custos-test:${randomUUID()}`;
   const stack = await startStack({ env: flowEnv({ CUSTOS_RATE_PREFIX: prefix, CUSTOS_RATE_MCH_PER_S: '1' }), background: false });
   const config = loadConfig({
