@@ -136,6 +136,9 @@ test('per IP: /api refuses before reading the body (Jeepay envelope), H5 pages, 
     const body = await refused.json() as Record<string, unknown>;
     assert.equal(body.code, 9999);
     assert.equal(body.errCode, 'RATE_LIMITED');
+    // Another spelling of the same route is the same bucket (or no route at all).
+    const spelled = await fetch(stack.url + '/%61pi/pay/query', { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{not json' });
+    assert.ok(spelled.status === 429 || spelled.status === 404, `got ${spelled.status}`);
     // Channel notifications are not counted (a forged one is refused on its signature, not throttled).
     for (let i = 0; i < 5; i += 1) {
       const n = await fetch(stack.url + '/api/channel/notify/sandbox', { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{}' });

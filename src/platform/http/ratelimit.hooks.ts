@@ -24,7 +24,9 @@ export function rulesFor(rate: RateConfig, method: string, path: string): Rule[]
 export function ipRateLimits(limiter: RateLimiter, rate: RateConfig) {
   return async (app: FastifyInstance) => {
     app.addHook('onRequest', async (request: FastifyRequest, reply: FastifyReply) => {
-      const path = request.url.split('?', 1)[0];
+      // The matched route's pattern when there is one (an encoded or odd spelling of a
+      // path cannot slip past its bucket), else the raw path.
+      const path = request.routeOptions.url ?? request.url.split('?', 1)[0];
       for (const rule of rulesFor(rate, request.method, path)) {
         let outcome;
         try {
