@@ -21,6 +21,10 @@ import { createSettlementService, settlementRoutes, SETTLE_QUEUE, type Settlemen
 import { cstDate } from './platform/time.ts';
 import { createFund, type Fund } from './fund/index.ts';
 import { createReconModule, RECON_QUEUE, type ReconModule } from './recon/index.ts';
+import { createRateLimiter, type RateLimiter } from './platform/ratelimit.ts';
+import { ipRateLimits } from './platform/http/ratelimit.hooks.ts';
+import { guardAdapter, type GuardedAdapter } from './channel/guard.ts';
+import { channelGuardMetrics } from './channel/guard.metrics.ts';
 
 const EXPIRY_INTERVAL_MS = 1000;
 
@@ -33,6 +37,9 @@ export interface Platform {
   fund: Fund;
   recon: ReconModule;
   jobs: Jobs;
+  /** Flow control: the request-rate limiter (Redis or in-process) and the guarded channel adapters. */
+  rateLimiter: RateLimiter;
+  channels: GuardedAdapter[];
   adminToken: string;
   adminTokenFile: string | null;
   /** Starts the workers and timers of a serving process; returns a stop function. */
@@ -63,7 +70,12 @@ export async function createPlatform(config: Config, options: PlatformOptions = 
   let app: FastifyInstance | null = null;
   const logError = (error: unknown) => app?.log.error({ err: error }, 'job queue error');
   const jobs = await createJobs(database, [NOTIFY_QUEUE, SETTLE_QUEUE, RECON_QUEUE], logError);
-  const adapters = options.adapters ?? [createSandboxAdapter({ baseUrl: config.sandboxUrl, key: config.sandboxKey })];
+  // Every channel call goes through a timeout, a concurrency bound and a circuit breaker.
+  const rawAdapters = options.adapters ?? [createSandboxAdapter({ baseUrl: config.sandboxUrl, key: config.sandboxKey })];
+  let adapters: GuardedAdapter[] = [];
+  const onChannelCall = channelGuardMetrics(metrics.registry, () => adapters);
+  adapters = rawAdapters.map((a) => guardAdapter(a, config.channelGuard, onChannelCall));
+  const rateLimiter = createRateLimiter({ redisUrl: config.redisUrl, prefix: config.rate.prefix });
   const settlement = createSettlementService({ db: database, ledger, adapters: () => adapters, publicUrl: config.publicUrl, log: (msg, extra) => app?.log.warn(extra ?? {}, msg) });
   await settlement.loadCalendar();
   // Late-bound: reconciliation is created after the payment center, which needs the fund.
@@ -82,6 +94,7 @@ export async function createPlatform(config: Config, options: PlatformOptions = 
     onRefunded: async (tx, refund) => {
       if (!(await fund.ownsOrder(tx, refund))) await settlement.onRefunded(tx, refund);
     },
+    rateLimiter, rateDefaults: { mchPerS: config.rate.mchPerS, appPerS: config.rate.appPerS, windowS: config.rate.windowS },
   });
   fund.attach(payment);
   // Reconciliation holds: money tied to an open mistake stays out of settlement until
@@ -100,12 +113,12 @@ export async function createPlatform(config: Config, options: PlatformOptions = 
   });
   app = await buildApp({
     db: database, metrics, logLevel: config.logLevel,
-    modules: [ledgerRoutes(ledger, metrics, guard), ...payment.routes, settlementRoutes({ db: database, settlement, adapters: () => adapters, guard }), ...fund.routes, ...recon.routes],
+    modules: [ipRateLimits(rateLimiter, config.rate), ledgerRoutes(ledger, metrics, guard), ...payment.routes, settlementRoutes({ db: database, settlement, adapters: () => adapters, guard }), ...fund.routes, ...recon.routes],
   });
   let closed = false;
   const stops: Array<() => void> = [];
   return {
-    app, db: database, ledger, payment, settlement, fund, recon, jobs, adminToken: token, adminTokenFile,
+    app, db: database, ledger, payment, settlement, fund, recon, jobs, rateLimiter, channels: adapters, adminToken: token, adminTokenFile,
     async startBackground() {
       await payment.notify.start();
       await recon.startJobs(jobs, (e) => app?.log.error({ err: e }, 'reconciliation job failed'));
@@ -123,6 +136,8 @@ export async function createPlatform(config: Config, options: PlatformOptions = 
       stops.splice(0).forEach((stop) => stop());
       await app?.close();
       await jobs.stop();
+      for (const a of adapters) a.guard.shutdown();
+      await rateLimiter.close();
       if (!options.db) await database.close();
     },
   };

@@ -48,6 +48,8 @@ export interface StackOptions {
   extraAdapters?: ChannelAdapter[];
   /** Reconciliation options for the platform (hooks are called after the platform's own). */
   recon?: PlatformOptions['recon'];
+  /** More configuration for the platform (flow control: CUSTOS_RATE_*, CUSTOS_CHANNEL_*, REDIS_URL). */
+  env?: Record<string, string>;
 }
 
 export async function startStack(options: StackOptions = {}): Promise<Stack> {
@@ -61,6 +63,10 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
     PORT: String(port), CUSTOS_SANDBOX_URL: sandboxUrl, CUSTOS_SANDBOX_KEY: SANDBOX_KEY,
     CUSTOS_NOTIFY_SCHEDULE_S: options.notifyScheduleS ?? '1,1,1', CUSTOS_REQ_TIME_WINDOW_S: options.reqTimeWindowS ?? '300',
     CUSTOS_POLL_INTERVAL_S: '3600',
+    // Tests of other areas send bursts from one IP: flow control stays out of their way unless a test sets it.
+    CUSTOS_RATE_MCH_PER_S: '100000', CUSTOS_RATE_APP_PER_S: '100000', CUSTOS_RATE_API_IP_PER_S: '100000', CUSTOS_RATE_H5_IP_PER_MIN: '1000000',
+    CUSTOS_RATE_SIGNIN_IP_PER_MIN: '100000', CUSTOS_CHANNEL_CONCURRENCY: '10000', CUSTOS_CHANNEL_QUEUE_MAX: '100000',
+    ...options.env,
   });
   const adapters = options.adapterTimeoutMs !== undefined || options.extraAdapters
     ? [createSandboxAdapter({ baseUrl: sandboxUrl, key: SANDBOX_KEY, timeoutMs: options.adapterTimeoutMs }), ...(options.extraAdapters ?? [])]

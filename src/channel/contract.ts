@@ -102,6 +102,8 @@ export interface ChannelAdapter {
   notificationAck(): { contentType: string; body: string };
   downloadStatement(request: ChannelStatementRequest): Promise<Buffer>;
   health(): Promise<boolean>;
+  /** False while the adapter would refuse calls at once (its circuit breaker is open); absent = always. */
+  available?(): boolean;
 }
 
 export class ChannelUnavailable extends Error {

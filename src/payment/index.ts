@@ -19,6 +19,9 @@ import { channelRoutes } from './channel.routes.ts';
 import { cashierRoutes } from './cashier.routes.ts';
 import { paymentAdminRoutes } from './admin.routes.ts';
 import type { PayOrderRow, RefundRow } from './payment.repo.ts';
+import type { RateLimiter } from '../platform/ratelimit.ts';
+import { createMerchantLimits, type LimitDefaults } from './limits.service.ts';
+import { limitsRoutes } from './limits.routes.ts';
 
 export interface PaymentOptions {
   db: Database;
@@ -35,6 +38,9 @@ export interface PaymentOptions {
   onPaid?: (tx: Tx, order: PayOrderRow) => Promise<void>;
   /** Called inside the refund-success transaction. */
   onRefunded?: (tx: Tx, refund: RefundRow) => Promise<void>;
+  /** Per-merchant and per-app rate limits on the merchant API; absent = none. */
+  rateLimiter?: RateLimiter;
+  rateDefaults?: LimitDefaults;
 }
 
 export type PaymentCenter = ReturnType<typeof createPaymentCenter>;
@@ -50,12 +56,14 @@ export function createPaymentCenter(options: PaymentOptions) {
   const refunds = createRefundService({ ...common, onRefunded: options.onRefunded });
   const transfers = createTransferService(common);
   const divisions = createDivisionService({ db, postings });
+  const limits = createMerchantLimits({ db, limiter: options.rateLimiter ?? null, defaults: options.rateDefaults ?? { mchPerS: 200, appPerS: 200, windowS: 1 } });
 
   const routes: Array<(app: FastifyInstance) => Promise<void>> = [
-    jeepayRoutes({ merchants, reqTimeWindowMs: options.reqTimeWindowMs, orders, refunds, transfers, divisions }),
+    jeepayRoutes({ merchants, reqTimeWindowMs: options.reqTimeWindowMs, orders, refunds, transfers, divisions, onAuthenticated: limits.check }),
     channelRoutes({ db, channels, orders, refunds, transfers }),
     cashierRoutes({ db, orders }),
     paymentAdminRoutes({ db, merchants, notify, guard: options.guard }),
+    limitsRoutes({ limits, guard: options.guard }),
   ];
 
   /** One round of background checks: open orders, refunds, transfers, lost notifications. */
@@ -67,7 +75,7 @@ export function createPaymentCenter(options: PaymentOptions) {
     return { ...orderResult, refundsSettled, transfersSettled, notificationsRequeued: requeued };
   }
 
-  return { channels, merchants, notify, orders, refunds, transfers, divisions, routes, poll };
+  return { channels, merchants, notify, orders, refunds, transfers, divisions, limits, routes, poll };
 }
 
 export { PAY_STATE, ASYNC_STATE, LEDGER_CNY, accountIds, TRANSFER_CODE, ACCOUNT_CODE } from './types.ts';

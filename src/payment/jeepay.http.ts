@@ -20,6 +20,8 @@ export interface Authenticated {
 export interface AuthOptions {
   merchants: MerchantService;
   reqTimeWindowMs: number;
+  /** Runs after the request is fully authenticated (the per-merchant and per-app rate limits). */
+  onAuthenticated?: (app: App) => Promise<void>;
 }
 
 export async function authenticate(request: FastifyRequest, options: AuthOptions): Promise<Authenticated> {
@@ -41,6 +43,7 @@ export async function authenticate(request: FastifyRequest, options: AuthOptions
     throw paymentErrors.reqTimeInvalid(`reqTime 不在允许的时间窗口内（±${Math.round(options.reqTimeWindowMs / 1000)} 秒）/ reqTime must be the current time in ms, within ±${Math.round(options.reqTimeWindowMs / 1000)} s`);
   }
   if (app.ipAllowlist && !app.ipAllowlist.includes(request.ip)) throw paymentErrors.ipNotAllowed(`IP ${request.ip} 不在白名单 / ${request.ip} is not on this app's allow-list`);
+  if (options.onAuthenticated) await options.onAuthenticated(app);
   return { app, signType, params };
 }
 

@@ -9,6 +9,7 @@ import { payOrderParams } from './order.service.ts';
 import { refundParams, type RefundService } from './refund.service.ts';
 import { transferParams, type TransferService } from './transfer.service.ts';
 import type { DivisionService } from './division.service.ts';
+import { retryAfterOf } from '../platform/ratelimit.ts';
 
 export interface JeepayRouteDeps extends AuthOptions {
   orders: OrderService;
@@ -29,6 +30,8 @@ export function jeepayRoutes(deps: JeepayRouteDeps) {
       scope.setErrorHandler((error, request, reply) => {
         const { status, body } = errorEnvelope(error, request.id);
         if (status >= 500) request.log.error({ err: error }, 'merchant API error');
+        const retryAfterS = retryAfterOf(error);
+        if (retryAfterS !== null) reply.header('retry-after', String(retryAfterS));
         return reply.status(status).send(body);
       });
 

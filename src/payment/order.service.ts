@@ -9,7 +9,8 @@ import { AppError } from '../platform/errors.ts';
 import { ChannelUnavailable, type ChannelAdapter, type ChannelOrderState } from '../channel/contract.ts';
 import * as repo from './payment.repo.ts';
 import { paymentErrors } from './payment.errors.ts';
-import type { Channels } from './channels.ts';
+import { allChannelsOpen, type Channels } from './channels.ts';
+import { ChannelRejected } from '../channel/guard.ts';
 import type { Postings } from './postings.ts';
 import type { NotifyService } from './notify.service.ts';
 import { PAY_STATE } from './types.ts';
@@ -88,23 +89,35 @@ export function createOrderService(deps: OrderDeps) {
     return route ? { ifCode: route.if_code, fallback: route.fallback_if_code } : { ifCode: channels.defaultIfCode, fallback: null };
   }
 
-  /** Creates the order at the channel (idempotent there by payOrderId), with failover. */
+  /**
+   * Creates the order at the channel (idempotent there by payOrderId), with failover:
+   * a channel that refused without sending (breaker open, queue full) passes the
+   * order to the route's next channel; one that failed mid-call is marked down and
+   * the merchant retries (the order may exist there).
+   */
   async function createAtChannel(order: repo.PayOrderRow, route: { ifCode: string; fallback: string | null }, wayCode = order.way_code): Promise<repo.PayOrderRow> {
-    const adapter = await channels.pick(order.if_code ?? route.ifCode, route.fallback);
-    if (!adapter) throw paymentErrors.channelUnavailable(`没有可用的支付渠道 / no channel serves ${wayCode}`);
+    const candidates = await channels.candidates(order.if_code ?? route.ifCode, route.fallback);
+    if (candidates.length === 0) throw paymentErrors.channelUnavailable(`没有可用的支付渠道 / no channel serves ${wayCode}`);
     const remainingS = Math.max(60, Math.floor((order.expired_at.getTime() - Date.now()) / 1000));
+    let adapter: ChannelAdapter | undefined;
     let result;
-    try {
-      result = await adapter.createOrder({
-        payOrderId: order.pay_order_id, amountFen: order.amount, currency: order.currency, subject: order.subject, body: order.body,
-        wayCode, clientIp: order.client_ip, channelExtra: order.channel_extra ? JSON.parse(order.channel_extra) : null,
-        expireSeconds: remainingS, notifyUrl: channelNotifyUrl(adapter.ifCode),
-      });
-    } catch (error) {
-      if (!(error instanceof ChannelUnavailable)) throw error;
-      channels.markDown(adapter.ifCode);
-      throw paymentErrors.channelUnavailable(`支付渠道暂不可用，请稍后用同一商户订单号重试 / channel ${adapter.ifCode} is unavailable; retry with the same mchOrderNo`);
+    for (const candidate of candidates) {
+      adapter = candidate;
+      try {
+        result = await candidate.createOrder({
+          payOrderId: order.pay_order_id, amountFen: order.amount, currency: order.currency, subject: order.subject, body: order.body,
+          wayCode, clientIp: order.client_ip, channelExtra: order.channel_extra ? JSON.parse(order.channel_extra) : null,
+          expireSeconds: remainingS, notifyUrl: channelNotifyUrl(candidate.ifCode),
+        });
+        break;
+      } catch (error) {
+        if (error instanceof ChannelRejected) continue;
+        if (!(error instanceof ChannelUnavailable)) throw error;
+        channels.markDown(candidate.ifCode);
+        throw paymentErrors.channelUnavailable(`支付渠道暂不可用，请稍后用同一商户订单号重试 / channel ${candidate.ifCode} is unavailable; retry with the same mchOrderNo`);
+      }
     }
+    if (!result || !adapter) throw allChannelsOpen(candidates.map((c) => c.ifCode));
     const fields: Partial<repo.PayOrderRow> = {
       if_code: adapter.ifCode, channel_order_no: result.channelOrderNo, pay_data_type: result.payDataType, pay_data: result.payData,
       err_code: result.errCode, err_msg: result.errMsg,

@@ -29,6 +29,35 @@ export interface Config {
   readonly demo: boolean;
   /** Statement files as received (content-addressed); null = a fresh temp folder (in-memory data). */
   readonly fileDir: string | null;
+  /** Flow control (docs/flow-control.md): Redis for shared rate-limit counts; null = in-process. */
+  readonly redisUrl: string | null;
+  readonly rate: RateConfig;
+  readonly channelGuard: ChannelGuardConfig;
+}
+
+export interface RateConfig {
+  /** Key prefix in Redis (several deployments or tests can share one Redis). */
+  readonly prefix: string;
+  /** Limits are "per second", counted over windows of this many seconds. */
+  readonly windowS: number;
+  /** Merchant API defaults; a merchant's own setting (admin API) overrides the first two. */
+  readonly mchPerS: number;
+  readonly appPerS: number;
+  readonly apiIpPerS: number;
+  /** H5 pages and the cashier, per IP, per minute. */
+  readonly h5IpPerMin: number;
+  /** Sign-in attempts (owner H5 login, codes), per IP, per minute. */
+  readonly signInIpPerMin: number;
+}
+
+export interface ChannelGuardConfig {
+  readonly timeoutMs: number;
+  readonly concurrency: number;
+  readonly queueMax: number;
+  /** Calls in the rolling window before the breaker may open; it opens when more than half failed. */
+  readonly breakerVolume: number;
+  readonly breakerResetMs: number;
+  readonly breakerWindowMs: number;
 }
 
 export class ConfigError extends Error {}
@@ -40,6 +69,12 @@ function intFromEnv(env: NodeJS.ProcessEnv, name: string, fallback: number, min:
   const value = Number(raw);
   if (value < min || value > max) throw new ConfigError(`${name} must be between ${min} and ${max}, got ${value}`);
   return value;
+}
+
+function ratePrefix(raw: string | undefined): string {
+  if (raw === undefined || raw === '') return 'custos:rl';
+  if (!/^[A-Za-z0-9:_.-]{1,64}$/.test(raw)) throw new ConfigError(`CUSTOS_RATE_PREFIX must be 1–64 of A-Z a-z 0-9 : _ . -, got "${raw}"`);
+  return raw;
 }
 
 export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
@@ -73,6 +108,24 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     notifyScheduleS: schedule ? schedule.split(',').map(Number) : null,
     pollIntervalS: intFromEnv(env, 'CUSTOS_POLL_INTERVAL_S', 15, 1, 3600),
     demo: (env.CUSTOS_DEMO ?? 'on') !== 'off',
+    redisUrl: env.REDIS_URL && env.REDIS_URL !== '' ? env.REDIS_URL : null,
+    rate: {
+      prefix: ratePrefix(env.CUSTOS_RATE_PREFIX),
+      windowS: intFromEnv(env, 'CUSTOS_RATE_WINDOW_S', 1, 1, 3600),
+      mchPerS: intFromEnv(env, 'CUSTOS_RATE_MCH_PER_S', 200, 1, 100_000),
+      appPerS: intFromEnv(env, 'CUSTOS_RATE_APP_PER_S', 200, 1, 100_000),
+      apiIpPerS: intFromEnv(env, 'CUSTOS_RATE_API_IP_PER_S', 400, 1, 100_000),
+      h5IpPerMin: intFromEnv(env, 'CUSTOS_RATE_H5_IP_PER_MIN', 300, 1, 1_000_000),
+      signInIpPerMin: intFromEnv(env, 'CUSTOS_RATE_SIGNIN_IP_PER_MIN', 20, 1, 100_000),
+    },
+    channelGuard: {
+      timeoutMs: intFromEnv(env, 'CUSTOS_CHANNEL_TIMEOUT_MS', 10_000, 50, 600_000),
+      concurrency: intFromEnv(env, 'CUSTOS_CHANNEL_CONCURRENCY', 64, 1, 10_000),
+      queueMax: intFromEnv(env, 'CUSTOS_CHANNEL_QUEUE_MAX', 256, 0, 100_000),
+      breakerVolume: intFromEnv(env, 'CUSTOS_CHANNEL_BREAKER_VOLUME', 5, 1, 10_000),
+      breakerResetMs: intFromEnv(env, 'CUSTOS_CHANNEL_BREAKER_RESET_MS', 15_000, 10, 3_600_000),
+      breakerWindowMs: intFromEnv(env, 'CUSTOS_CHANNEL_BREAKER_WINDOW_MS', 30_000, 100, 3_600_000),
+    },
     fileDir: env.CUSTOS_FILE_DIR ? path.resolve(env.CUSTOS_FILE_DIR) : dataDir === null ? null : path.join(dataDir, 'files'),
   };
 }

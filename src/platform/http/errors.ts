@@ -4,6 +4,7 @@
 // whose details stay in the log.
 import type { FastifyError, FastifyInstance } from 'fastify';
 import { AppError } from '../errors.ts';
+import { retryAfterOf } from '../ratelimit.ts';
 
 const FASTIFY_CODES: Record<string, { code: string; message: string }> = {
   FST_ERR_CTP_INVALID_JSON_BODY: { code: 'INVALID_JSON', message: '请求体不是合法的 JSON / the body is not valid JSON' },
@@ -16,6 +17,8 @@ export function installErrorHandler(app: FastifyInstance): void {
   app.setErrorHandler((error: FastifyError | AppError, request, reply) => {
     const requestId = request.id;
     if (error instanceof AppError) {
+      const retryAfterS = retryAfterOf(error);
+      if (retryAfterS !== null) reply.header('retry-after', String(retryAfterS));
       return reply.status(error.status).send({ code: error.code, message: error.message, requestId, ...(error.details ? { details: error.details } : {}) });
     }
     const fe = error as FastifyError;
