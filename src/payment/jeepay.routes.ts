@@ -160,7 +160,7 @@ const PROFIT = /^[0-9]{1,2}(\.[0-9]{1,6})?$/;
 
 /** A bound receiver in Jeepay's types: ids, accType, bindState and bindSuccessTime are numbers, divisionProfit a decimal number. */
 function receiverParams(r: repo.ReceiverRow): Record<string, unknown> {
-  const asNumber = (text: string | null) => (text !== null && DIGITS.test(text) ? Number(text) : null);
+  const asNumber = (text: string | null) => (text !== null && /^[0-9]{1,16}$/.test(text) && Number.isSafeInteger(Number(text)) ? Number(text) : null);
   return {
     receiverId: asNumber(r.receiver_id) ?? r.receiver_id, receiverAlias: r.receiver_alias, receiverGroupId: asNumber(r.receiver_group_id),
     mchNo: r.mch_no, appId: r.app_id, ifCode: r.if_code, accType: r.acc_type, accNo: r.acc_no, accName: r.acc_name,
