@@ -4,6 +4,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
 import { createHmac } from 'node:crypto';
+import { readFileSync } from 'node:fs';
 import { canonicalString, canonicalStringV2, compareCaseInsensitive, percentEncode, sign, verify } from '../src/payment/sign.ts';
 
 const common = { reqTime: '1700000000123', signType: 'MD5', version: '1.0' };
@@ -100,4 +101,20 @@ test('a lone surrogate cannot be signed with HMAC/SM3 and never verifies (no exc
   assert.equal(verify({ a: 'x\uD800', sign: 'AB' }, SECRET, 'HMAC-SHA256'), false);
   assert.equal(verify({ a: 'x\uFFFD', sign: sign({ a: 'x\uFFFD' }, SECRET, 'SM3') }, SECRET, 'SM3'), true);
   assert.throws(() => sign({ a: '\uDC00' }, SECRET, 'SM3'), TypeError);
+});
+
+test('the worked examples of docs/payment.md', () => {
+  const request = { mchNo: 'M1621873433953', appId: '60cc09bce4b0f1c0b83761c9', mchOrderNo: 'wy-202612-0301', wayCode: 'WX_NATIVE', amount: 12345, currency: 'cny', subject: '物业费', body: '1幢2单元301 2026年12月', notifyUrl: 'https://mch.example.com/jeepay/notify', reqTime: '1764748800123456', version: '1.0', signType: 'MD5' };
+  const doc = readFileSync(new URL('../docs/payment.md', import.meta.url), 'utf8');
+  const md5 = sign(request, SECRET, 'MD5');
+  assert.equal(md5, '49F4BD4BD843700616280BE6346337A5');
+  assert.ok(doc.includes(`${canonicalString(request)}key=${SECRET}`) && doc.includes(md5));
+  const hmacRequest = { ...request, signType: 'HMAC-SHA256' };
+  const hmac = sign(hmacRequest, SECRET, 'HMAC-SHA256');
+  assert.ok(doc.includes(canonicalStringV2(hmacRequest) as string) && doc.includes(hmac));
+  const answer = { payOrderId: 'P2026120315000012345678', mchOrderNo: 'wy-202612-0301', orderState: 1, payDataType: 'codeUrl', payData: 'weixin://wxpay/bizpayurl?pr=abc' };
+  assert.ok(doc.includes(sign(answer, SECRET, 'MD5')));
+  const note = doc.match(/^payOrderId=P2026120315000012345678&mchNo=.*$/m);
+  assert.ok(note, 'the notification example is in the doc');
+  assert.equal(verify(Object.fromEntries(new URLSearchParams(note[0])), SECRET, 'MD5'), true, 'the documented notification verifies');
 });
