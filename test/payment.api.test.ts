@@ -66,7 +66,7 @@ test('order → payment → signed notification → partial refunds → ledger b
   });
   await waitFor('refund notifications', async () => sink.received.filter((n) => n.refundOrderId).length >= 2);
   const after = await m.call('/api/pay/query', { payOrderId });
-  assert.equal(after.body.data?.refundAmount, '5000');
+  assert.equal(after.body.data?.refundAmount, 5000);
   assert.equal(after.body.data?.state, 2);
   const acct = await balanceOf(pending);
   assert.equal(acct.credits_posted - acct.debits_posted, 5000n);

@@ -138,7 +138,7 @@ test('200 identical refunds at once: one refund, one ledger hold, posted once', 
   assert.equal(account.debits_posted, 3000n);
   assert.equal(account.debits_pending, 0n);
   const q = await m.call('/api/pay/query', { payOrderId });
-  assert.equal(q.body.data?.refundAmount, '3000');
+  assert.equal(q.body.data?.refundAmount, 3000);
   assert.equal(await count(sql<{ n: number }>`SELECT count(*)::int4 AS n FROM pay_notifications WHERE kind = 'refund_order' AND ref_id = ${refundOrderId}`), 1);
   await assertBalanced();
 });

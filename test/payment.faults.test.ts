@@ -222,7 +222,7 @@ test('notifyReverse: payment and refunds notified in reverse order (refunds firs
   assert.equal(account.debits_pending, 0n);
   for (const r of [r1, r2]) assert.deepEqual(await notificationStates(stack, 'refund_order', r.refundOrderId), ['2']);
   const q = await mm.call('/api/pay/query', { payOrderId });
-  assert.equal(q.body.data?.refundAmount, '10000');
+  assert.equal(q.body.data?.refundAmount, 10000);
   await assertBalanced(stack);
 });
 

@@ -53,7 +53,8 @@ export function paymentAdminRoutes(deps: { db: Database; merchants: MerchantServ
         const { payOrderId } = request.params as { payOrderId: string };
         const order = await repo.findPayOrder(deps.db.kysely, payOrderId);
         if (!order) throw notFound('ORDER_NOT_FOUND', `订单不存在 / no order ${payOrderId}`);
-        return json({ ...payOrderParams(order), recoveredBy: order.recovered_by, closeReason: order.close_reason, refundTimes: order.refund_times });
+        // the admin API keeps its own convention: amounts as strings of fen
+        return json({ ...payOrderParams(order), amount: order.amount.toString(), refundAmount: order.refund_amount.toString(), recoveredBy: order.recovered_by, closeReason: order.close_reason, refundTimes: order.refund_times });
       });
 
       scope.get('/v1/admin/notifications', {

@@ -4,6 +4,7 @@
 // chain (all or nothing) in the same transaction as the division rows.
 import { transact, type Database } from '../platform/db.ts';
 import { applyRate, isRate } from '../platform/money.ts';
+import { randomInt } from 'node:crypto';
 import { businessNo } from '../platform/ids.ts';
 import * as repo from './payment.repo.ts';
 import { paymentErrors } from './payment.errors.ts';
@@ -21,6 +22,12 @@ export interface DivisionRequest {
 }
 
 const RECEIVERS_MAX = 50;
+const RECEIVER_ID_ATTEMPTS = 3;
+
+/** Receiver ids are numbers on Jeepay's wire (Long): ms since epoch × 1000 + 3 random digits, 16 digits, below 2^53. */
+export function receiverNo(nowMs: number = Date.now()): string {
+  return String(nowMs * 1000 + randomInt(0, 1000));
+}
 
 export type DivisionService = ReturnType<typeof createDivisionService>;
 
@@ -29,8 +36,18 @@ export function createDivisionService(deps: { db: Database; postings: Postings }
 
   async function bind(input: BindInput): Promise<repo.ReceiverRow> {
     if (!isRate(input.divisionProfit)) throw paymentErrors.invalidParam('divisionProfit 必须是 0 到 1 之间的小数，如 "0.03" / divisionProfit must be a decimal from 0 to 1, e.g. "0.03"');
+    for (let attempt = 1; ; attempt += 1) {
+      try {
+        return await insertReceiver(input, receiverNo());
+      } catch (e) {
+        if ((e as { code?: string }).code !== '23505' || attempt >= RECEIVER_ID_ATTEMPTS) throw e; // an id taken in the same millisecond: draw again
+      }
+    }
+  }
+
+  function insertReceiver(input: BindInput, receiverId: string): Promise<repo.ReceiverRow> {
     return repo.insertReceiver(db.kysely, {
-      receiver_id: businessNo('D').slice(0, 20), mch_no: input.mchNo, app_id: input.appId, if_code: input.ifCode,
+      receiver_id: receiverId, mch_no: input.mchNo, app_id: input.appId, if_code: input.ifCode,
       receiver_alias: input.receiverAlias, receiver_group_id: input.receiverGroupId, acc_type: input.accType, acc_no: input.accNo,
       acc_name: input.accName, relation_type: input.relationType, relation_type_name: input.relationTypeName, division_profit: input.divisionProfit,
     });

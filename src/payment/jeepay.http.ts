@@ -7,9 +7,27 @@ import { AppError } from '../platform/errors.ts';
 import { paymentErrors } from './payment.errors.ts';
 import { isSignType, sign, verify, type SignType } from './sign.ts';
 import type { App, MerchantService } from './merchant.service.ts';
-import { AMOUNT_MAX_FEN } from './types.ts';
+import { AMOUNT_MAX_FEN, fenNumber } from './types.ts';
 
 export type Params = Record<string, unknown>;
+
+/** The `version` values clients send: Jeepay documents `1.0`; some SDKs send `1.0.0`. */
+export const ACCEPTED_VERSIONS = ['1.0', '1.0.0'] as const;
+
+/**
+ * reqTime normalised by magnitude: 10 digits are seconds, 13 milliseconds (Jeepay's
+ * documented unit), 16 microseconds (e.g. Go's time.Now().UnixMicro()). Anything else
+ * is null. A JSON number or a string of digits; a 16-digit number is below 2^53, exact.
+ */
+export function reqTimeToMs(raw: unknown): number | null {
+  if (typeof raw !== 'string' && typeof raw !== 'number') return null;
+  const text = String(raw);
+  if (!/^(?:[0-9]{10}|[0-9]{13}|[0-9]{16})$/.test(text)) return null;
+  const value = Number(text);
+  if (text.length === 10) return value * 1000;
+  if (text.length === 16) return Math.floor(value / 1000);
+  return value;
+}
 
 export interface Authenticated {
   app: App;
@@ -38,9 +56,17 @@ export async function authenticate(request: FastifyRequest, options: AuthOptions
   if (!app || app.mchNo !== mchNo || !app.active) throw paymentErrors.appNotFound('商户或应用不存在或已停用 / unknown or disabled mchNo/appId');
   if (!app.signTypes.includes(signType)) throw paymentErrors.signInvalid(`该应用不允许 ${signType} 签名 / this app does not accept ${signType}`);
   if (!verify(params, app.secret, signType)) throw paymentErrors.signInvalid('签名错误 / the signature does not match; check the app secret and the signing rule');
-  const reqTime = Number(params.reqTime);
-  if (!/^[0-9]{10,13}$/.test(String(params.reqTime ?? '')) || Math.abs(Date.now() - (String(params.reqTime).length === 10 ? reqTime * 1000 : reqTime)) > options.reqTimeWindowMs) {
-    throw paymentErrors.reqTimeInvalid(`reqTime 不在允许的时间窗口内（±${Math.round(options.reqTimeWindowMs / 1000)} 秒）/ reqTime must be the current time in ms, within ±${Math.round(options.reqTimeWindowMs / 1000)} s`);
+  const reqTimeMs = reqTimeToMs(params.reqTime);
+  if (reqTimeMs === null) {
+    throw paymentErrors.reqTimeInvalid('reqTime 必须是 10 位（秒）、13 位（毫秒）或 16 位（微秒）的时间戳 / reqTime must be a Unix timestamp of 10 digits (s), 13 (ms) or 16 (µs)');
+  }
+  const windowS = Math.round(options.reqTimeWindowMs / 1000);
+  if (Math.abs(Date.now() - reqTimeMs) > options.reqTimeWindowMs) {
+    throw paymentErrors.reqTimeInvalid(`reqTime 不在允许的时间窗口内（±${windowS} 秒），请校准时钟 / reqTime must be the current time within ±${windowS} s; check the client's clock`);
+  }
+  const version = params.version;
+  if (version !== undefined && version !== null && version !== '' && !(ACCEPTED_VERSIONS as readonly unknown[]).includes(version)) {
+    throw paymentErrors.invalidParam(`不支持的 version / version must be ${ACCEPTED_VERSIONS.join(' or ')} (got ${JSON.stringify(String(version).slice(0, 16))})`);
   }
   if (app.ipAllowlist && !app.ipAllowlist.includes(request.ip)) throw paymentErrors.ipNotAllowed(`IP ${request.ip} 不在白名单 / ${request.ip} is not on this app's allow-list`);
   if (options.onAuthenticated) await options.onAuthenticated(app);
@@ -49,7 +75,7 @@ export async function authenticate(request: FastifyRequest, options: AuthOptions
 
 export function success(reply: FastifyReply, auth: Authenticated, data: Params) {
   const clean: Params = {};
-  for (const [k, v] of Object.entries(data)) if (v !== null && v !== undefined) clean[k] = typeof v === 'bigint' ? v.toString() : v;
+  for (const [k, v] of Object.entries(data)) if (v !== null && v !== undefined) clean[k] = typeof v === 'bigint' ? fenNumber(v) : v;
   return reply.send({ code: 0, msg: 'SUCCESS', data: clean, sign: sign(clean, auth.app.secret, auth.signType) });
 }
 

@@ -10,6 +10,9 @@ import { refundParams, type RefundService } from './refund.service.ts';
 import { transferParams, type TransferService } from './transfer.service.ts';
 import type { DivisionService } from './division.service.ts';
 import { retryAfterOf } from '../platform/ratelimit.ts';
+import type * as repo from './payment.repo.ts';
+import { responseSchema } from './jeepay.schemas.ts';
+import { fenNumber } from './types.ts';
 
 export interface JeepayRouteDeps extends AuthOptions {
   orders: OrderService;
@@ -35,7 +38,7 @@ export function jeepayRoutes(deps: JeepayRouteDeps) {
         return reply.status(status).send(body);
       });
 
-      scope.post('/api/pay/unifiedOrder', { schema: { tags, summary: '统一下单 / unified order', body: bodySchema } }, async (request, reply) => {
+      scope.post('/api/pay/unifiedOrder', { schema: { tags, summary: '统一下单 / unified order', body: bodySchema, response: responseSchema('unifiedOrder') } }, async (request, reply) => {
         const auth = await authenticate(request, deps);
         const p = auth.params;
         const wayCode = str(p, 'wayCode', { required: true, max: 32 }) as string;
@@ -54,20 +57,20 @@ export function jeepayRoutes(deps: JeepayRouteDeps) {
         });
       });
 
-      scope.post('/api/pay/query', { schema: { tags, summary: '查单 / query an order', body: bodySchema } }, async (request, reply) => {
+      scope.post('/api/pay/query', { schema: { tags, summary: '查单 / query an order', body: bodySchema, response: responseSchema('payQuery') } }, async (request, reply) => {
         const auth = await authenticate(request, deps);
         const order = await deps.orders.findForMerchant(auth.app.mchNo, orderKey(auth.params));
         return success(reply, auth, payOrderParams(order));
       });
 
-      scope.post('/api/pay/close', { schema: { tags, summary: '关单 / close an order', body: bodySchema } }, async (request, reply) => {
+      scope.post('/api/pay/close', { schema: { tags, summary: '关单 / close an order', body: bodySchema, response: responseSchema('close') } }, async (request, reply) => {
         const auth = await authenticate(request, deps);
         const order = await deps.orders.findForMerchant(auth.app.mchNo, orderKey(auth.params));
         const closed = await deps.orders.close(order, 'merchant');
         return success(reply, auth, { payOrderId: closed.pay_order_id, mchOrderNo: closed.mch_order_no, orderState: closed.state, errCode: closed.err_code, errMsg: closed.err_msg });
       });
 
-      scope.post('/api/refund/refundOrder', { schema: { tags, summary: '退款 / refund', body: bodySchema } }, async (request, reply) => {
+      scope.post('/api/refund/refundOrder', { schema: { tags, summary: '退款 / refund', body: bodySchema, response: responseSchema('refund') } }, async (request, reply) => {
         const auth = await authenticate(request, deps);
         const p = auth.params;
         const key = orderKey(p);
@@ -84,7 +87,7 @@ export function jeepayRoutes(deps: JeepayRouteDeps) {
         });
       });
 
-      scope.post('/api/refund/query', { schema: { tags, summary: '退款查询 / query a refund', body: bodySchema } }, async (request, reply) => {
+      scope.post('/api/refund/query', { schema: { tags, summary: '退款查询 / query a refund', body: bodySchema, response: responseSchema('refundQuery') } }, async (request, reply) => {
         const auth = await authenticate(request, deps);
         const p = auth.params;
         const refundOrderId = str(p, 'refundOrderId', { max: 64 });
@@ -93,7 +96,7 @@ export function jeepayRoutes(deps: JeepayRouteDeps) {
         return success(reply, auth, refundParams(await deps.refunds.findForMerchant(auth.app.mchNo, { refundOrderId, mchRefundNo })));
       });
 
-      scope.post('/api/transferOrder', { schema: { tags, summary: '转账 / transfer to a card or wallet', body: bodySchema } }, async (request, reply) => {
+      scope.post('/api/transferOrder', { schema: { tags, summary: '转账 / transfer to a card or wallet', body: bodySchema, response: responseSchema('transfer') } }, async (request, reply) => {
         const auth = await authenticate(request, deps);
         const p = auth.params;
         const entryType = str(p, 'entryType', { required: true, max: 16 }) as string;
@@ -112,7 +115,7 @@ export function jeepayRoutes(deps: JeepayRouteDeps) {
         });
       });
 
-      scope.post('/api/transfer/query', { schema: { tags, summary: '转账查询 / query a transfer', body: bodySchema } }, async (request, reply) => {
+      scope.post('/api/transfer/query', { schema: { tags, summary: '转账查询 / query a transfer', body: bodySchema, response: responseSchema('transferQuery') } }, async (request, reply) => {
         const auth = await authenticate(request, deps);
         const p = auth.params;
         const transferId = str(p, 'transferId', { max: 64 });
@@ -121,40 +124,66 @@ export function jeepayRoutes(deps: JeepayRouteDeps) {
         return success(reply, auth, transferParams(await deps.transfers.findForMerchant(auth.app.mchNo, { transferId, mchOrderNo })));
       });
 
-      scope.post('/api/division/receiver/bind', { schema: { tags, summary: '绑定分账接收方 / bind a division receiver', body: bodySchema } }, async (request, reply) => {
+      scope.post('/api/division/receiver/bind', { schema: { tags, summary: '绑定分账接收方 / bind a division receiver', body: bodySchema, response: responseSchema('divisionBind') } }, async (request, reply) => {
         const auth = await authenticate(request, deps);
         const p = auth.params;
         const r = await deps.divisions.bind({
           mchNo: auth.app.mchNo, appId: auth.app.appId, ifCode: str(p, 'ifCode', { max: 32 }) ?? 'sandbox',
-          receiverAlias: str(p, 'receiverAlias', { max: 64 }), receiverGroupId: str(p, 'receiverGroupId', { max: 64 }),
+          receiverAlias: str(p, 'receiverAlias', { max: 64 }), receiverGroupId: str(p, 'receiverGroupId', { max: 15, pattern: DIGITS }),
           accType: int(p, 'accType', { min: 0, max: 1, fallback: 0 }), accNo: str(p, 'accNo', { required: true, max: 64 }) as string,
           accName: str(p, 'accName', { max: 64 }), relationType: str(p, 'relationType', { max: 32 }),
-          relationTypeName: str(p, 'relationTypeName', { max: 64 }), divisionProfit: str(p, 'divisionProfit', { required: true, max: 16 }) as string,
+          relationTypeName: str(p, 'relationTypeName', { max: 64 }), divisionProfit: str(p, 'divisionProfit', { required: true, max: 16, pattern: PROFIT }) as string,
         });
-        return success(reply, auth, {
-          receiverId: r.receiver_id, receiverAlias: r.receiver_alias, receiverGroupId: r.receiver_group_id, accType: r.acc_type,
-          accNo: r.acc_no, accName: r.acc_name, relationType: r.relation_type, relationTypeName: r.relation_type_name,
-          divisionProfit: r.division_profit, bindState: 1,
-        });
+        return success(reply, auth, receiverParams(r));
       });
 
-      scope.post('/api/division/exec', { schema: { tags, summary: '发起分账 / divide a paid order', body: bodySchema } }, async (request, reply) => {
+      scope.post('/api/division/exec', { schema: { tags, summary: '发起分账 / divide a paid order', body: bodySchema, response: responseSchema('divisionExec') } }, async (request, reply) => {
         const auth = await authenticate(request, deps);
         const p = auth.params;
         const key = orderKey(p);
         const receiversText = jsonText(p, 'receivers', 'array');
+        const receivers = receiversText ? receiverRefs(JSON.parse(receiversText) as unknown[]) : [];
         const result = await deps.divisions.execute({
           mchNo: auth.app.mchNo, appId: auth.app.appId, payOrderId: key.payOrderId, mchOrderNo: key.mchOrderNo,
           useSysAutoDivisionReceivers: int(p, 'useSysAutoDivisionReceivers', { min: 0, max: 1, fallback: 0 }) === 1,
-          receivers: receiversText ? JSON.parse(receiversText) : [],
+          receivers,
         });
         return success(reply, auth, {
           payOrderId: result.payOrderId, state: 1,
-          divisions: JSON.stringify(result.divisions.map((d) => ({ divisionId: d.division_id, receiverId: d.receiver_id, amount: d.amount.toString() }))),
+          divisions: JSON.stringify(result.divisions.map((d) => ({ divisionId: d.division_id, receiverId: d.receiver_id, amount: fenNumber(d.amount) }))),
         });
       });
     });
   };
+}
+
+/** Jeepay's group ids are Longs; profits are DECIMAL(20,6) in Jeepay, so at most 6 places (a JSON number then never needs an exponent). */
+const DIGITS = /^[0-9]{1,15}$/;
+const PROFIT = /^[0-9]{1,2}(\.[0-9]{1,6})?$/;
+
+/** A bound receiver in Jeepay's types: ids, accType, bindState and bindSuccessTime are numbers, divisionProfit a decimal number. */
+function receiverParams(r: repo.ReceiverRow): Record<string, unknown> {
+  const asNumber = (text: string | null) => (text !== null && /^[0-9]{1,16}$/.test(text) && Number.isSafeInteger(Number(text)) ? Number(text) : null);
+  return {
+    receiverId: asNumber(r.receiver_id) ?? r.receiver_id, receiverAlias: r.receiver_alias, receiverGroupId: asNumber(r.receiver_group_id),
+    mchNo: r.mch_no, appId: r.app_id, ifCode: r.if_code, accType: r.acc_type, accNo: r.acc_no, accName: r.acc_name,
+    relationType: r.relation_type, relationTypeName: r.relation_type_name, divisionProfit: Number(r.division_profit),
+    bindState: 1, bindSuccessTime: r.created_at.getTime(),
+  };
+}
+
+/** The `receivers` of a division request: Jeepay clients send ids as numbers, profits as numbers or strings. */
+function receiverRefs(items: unknown[]): Array<{ receiverId?: string; receiverGroupId?: string; divisionProfit?: string }> {
+  const text = (v: unknown, name: string): string | undefined => {
+    if (v === undefined || v === null || v === '') return undefined;
+    if ((typeof v === 'number' && Number.isFinite(v)) || typeof v === 'string') return String(v).slice(0, 64);
+    throw paymentErrors.invalidParam(`receivers[].${name} 必须是字符串或数字 / receivers[].${name} must be a string or a number`);
+  };
+  return items.map((item) => {
+    if (typeof item !== 'object' || item === null || Array.isArray(item)) throw paymentErrors.invalidParam('receivers 的每一项必须是对象 / each item of receivers must be an object');
+    const o = item as Record<string, unknown>;
+    return { receiverId: text(o.receiverId, 'receiverId'), receiverGroupId: text(o.receiverGroupId, 'receiverGroupId'), divisionProfit: text(o.divisionProfit, 'divisionProfit') };
+  });
 }
 
 function orderKey(p: Record<string, unknown>) {

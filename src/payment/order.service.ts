@@ -13,7 +13,7 @@ import { allChannelsOpen, type Channels } from './channels.ts';
 import { ChannelRejected } from '../channel/guard.ts';
 import type { Postings } from './postings.ts';
 import type { NotifyService } from './notify.service.ts';
-import { PAY_STATE } from './types.ts';
+import { PAY_STATE, fenNumber } from './types.ts';
 import { GroupCommit } from '../platform/group-commit.ts';
 
 const ORDER_INSERT_BATCH_MAX = 512;
@@ -43,10 +43,10 @@ export function requestHash(fields: Record<string, unknown>): string {
 export function payOrderParams(o: repo.PayOrderRow): Record<string, unknown> {
   return {
     payOrderId: o.pay_order_id, mchNo: o.mch_no, appId: o.app_id, mchOrderNo: o.mch_order_no, ifCode: o.if_code,
-    wayCode: o.way_code, amount: o.amount.toString(), currency: o.currency, state: o.state, clientIp: o.client_ip,
+    wayCode: o.way_code, amount: fenNumber(o.amount), currency: o.currency, state: o.state, clientIp: o.client_ip,
     subject: o.subject, body: o.body, channelOrderNo: o.channel_order_no, errCode: o.err_code, errMsg: o.err_msg,
     extParam: o.ext_param, successTime: o.success_at ? o.success_at.getTime() : null, createdAt: o.created_at.getTime(),
-    refundAmount: o.refund_amount.toString(),
+    refundAmount: fenNumber(o.refund_amount),
   };
 }
 

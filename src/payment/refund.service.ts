@@ -10,7 +10,7 @@ import type { Channels } from './channels.ts';
 import type { Postings } from './postings.ts';
 import type { NotifyService } from './notify.service.ts';
 import { requestHash } from './order.service.ts';
-import { ASYNC_STATE, PAY_STATE } from './types.ts';
+import { ASYNC_STATE, PAY_STATE, fenNumber } from './types.ts';
 
 export interface RefundInput {
   mchNo: string; appId: string; payOrderId: string | null; mchOrderNo: string | null; mchRefundNo: string; refundAmount: bigint;
@@ -20,7 +20,7 @@ export interface RefundInput {
 export function refundParams(r: repo.RefundRow): Record<string, unknown> {
   return {
     refundOrderId: r.refund_order_id, payOrderId: r.pay_order_id, mchNo: r.mch_no, appId: r.app_id, mchRefundNo: r.mch_refund_no,
-    payAmount: r.pay_amount.toString(), refundAmount: r.refund_amount.toString(), currency: r.currency, state: r.state,
+    payAmount: fenNumber(r.pay_amount), refundAmount: fenNumber(r.refund_amount), currency: r.currency, state: r.state,
     channelOrderNo: r.channel_refund_no, errCode: r.err_code, errMsg: r.err_msg, extParam: r.ext_param,
     successTime: r.success_at ? r.success_at.getTime() : null, createdAt: r.created_at.getTime(),
   };

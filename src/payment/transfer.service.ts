@@ -11,7 +11,7 @@ import type { Channels } from './channels.ts';
 import type { Postings } from './postings.ts';
 import type { NotifyService } from './notify.service.ts';
 import { requestHash } from './order.service.ts';
-import { ASYNC_STATE } from './types.ts';
+import { ASYNC_STATE, fenNumber } from './types.ts';
 
 export interface TransferOrderInput {
   mchNo: string; appId: string; mchOrderNo: string; ifCode: string | null; entryType: string; amount: bigint; currency: string;
@@ -22,7 +22,7 @@ export interface TransferOrderInput {
 export function transferParams(t: repo.TransferOrderRow): Record<string, unknown> {
   return {
     transferId: t.transfer_id, mchNo: t.mch_no, appId: t.app_id, mchOrderNo: t.mch_order_no, ifCode: t.if_code,
-    entryType: t.entry_type, amount: t.amount.toString(), currency: t.currency, accountNo: t.account_no, accountName: t.account_name,
+    entryType: t.entry_type, amount: fenNumber(t.amount), currency: t.currency, accountNo: t.account_no, accountName: t.account_name,
     bankName: t.bank_name, transferDesc: t.transfer_desc, state: t.state, channelOrderNo: t.channel_order_no, errCode: t.err_code,
     errMsg: t.err_msg, extParam: t.ext_param, successTime: t.success_at ? t.success_at.getTime() : null, createdAt: t.created_at.getTime(),
   };

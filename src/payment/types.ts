@@ -37,3 +37,12 @@ export const accountIds = {
 export const AMOUNT_MAX_FEN = 100_000_000_000n; // 10 亿元 per order: far above any housing payment
 export const EXPIRE_SECONDS_DEFAULT = 7200;
 export const EXPIRE_SECONDS_MAX = 3 * 86400;
+
+/**
+ * Amounts on Jeepay's wire are JSON numbers (its SDK models say Long). Every amount is
+ * capped (AMOUNT_MAX_FEN) far below 2^53 fen, so the number is exact in every JSON parser.
+ */
+export function fenNumber(fen: bigint): number {
+  if (fen > BigInt(Number.MAX_SAFE_INTEGER) || fen < -BigInt(Number.MAX_SAFE_INTEGER)) throw new RangeError(`amount ${fen} fen is not exact as a JSON number`);
+  return Number(fen);
+}
