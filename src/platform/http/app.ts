@@ -2,7 +2,7 @@
 // at /healthz, Prometheus metrics at /metrics, and the one error handler. Modules
 // register their routes through the `modules` list.
 import { randomUUID } from 'node:crypto';
-import Fastify, { type FastifyInstance } from 'fastify';
+import Fastify, { type FastifyInstance, type FastifyRequest } from 'fastify';
 import swagger from '@fastify/swagger';
 import swaggerUi from '@fastify/swagger-ui';
 import { sql, type Database } from '../db.ts';
@@ -15,6 +15,8 @@ export interface AppOptions {
   logLevel?: string;
   bodyLimitBytes?: number;
   modules: Array<(app: FastifyInstance) => Promise<void> | void>;
+  /** Guards /metrics (a bearer token: CUSTOS_METRICS_TOKEN, else the admin token); unset = open (tests of the bare app). */
+  metricsGuard?: (request: FastifyRequest) => Promise<void>;
 }
 
 export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
@@ -55,7 +57,7 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
       return reply.status(503).send({ status: 'unavailable', db: options.db.kind });
     }
   });
-  app.get('/metrics', { schema: { hide: true } }, async (_request, reply) => {
+  app.get('/metrics', { schema: { hide: true }, ...(options.metricsGuard ? { onRequest: options.metricsGuard } : {}) }, async (_request, reply) => {
     reply.header('content-type', options.metrics.registry.contentType);
     return options.metrics.registry.metrics();
   });
