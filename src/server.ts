@@ -37,6 +37,8 @@ export interface Platform {
   jobs: Jobs;
   adminToken: string;
   adminTokenFile: string | null;
+  /** True when this start generated the admin token (the banner shows it once, to a terminal). */
+  adminTokenGenerated: boolean;
   /** Starts the workers and timers of a serving process; returns a stop function. */
   startBackground(): Promise<() => void>;
   close(): Promise<void>;
@@ -58,7 +60,7 @@ export async function createPlatform(config: Config, options: PlatformOptions = 
   const clock = options.clock ?? systemClock;
   const database = options.db ?? (await openDatabase({ databaseUrl: config.databaseUrl, dataDir: config.dataDir, poolSize: config.ledgerPoolSize }));
   await migrate(database);
-  const { token, file: adminTokenFile } = await resolveAdminToken(config);
+  const { token, file: adminTokenFile, generated: adminTokenGenerated } = await resolveAdminToken(config);
   const masterKey = await resolveMasterKey(config);
   const box = createSecretBox(masterKey);
   const metrics = createMetrics();
@@ -118,7 +120,7 @@ export async function createPlatform(config: Config, options: PlatformOptions = 
   let closed = false;
   const stops: Array<() => void> = [];
   return {
-    app, db: database, ledger, payment, settlement, fund, recon, risk, jobs, adminToken: token, adminTokenFile,
+    app, db: database, ledger, payment, settlement, fund, recon, risk, jobs, adminToken: token, adminTokenFile, adminTokenGenerated,
     async startBackground() {
       await payment.notify.start();
       await recon.startJobs(jobs, (e) => app?.log.error({ err: e }, 'reconciliation job failed'));
