@@ -99,3 +99,32 @@ test('the admin token is shown once, to a terminal, when generated; never on lat
   const fromEnv = { token: 'env-token-0123456789', file: null, generated: false };
   assert.ok(!banner(fromEnv, true).includes('env-token-0123456789'), 'a token from the environment is never printed');
 });
+
+test('custos serve with stdout to a log (not a terminal) never writes the admin token, on the first start or later', async () => {
+  const { spawn } = await import('node:child_process');
+  const { readFileSync } = await import('node:fs');
+  const dataDir = mkdtempSync(path.join(tmpdir(), 'custos-serve-'));
+  const root = path.resolve(import.meta.dirname, '..');
+  const serveOnce = () => new Promise<string>((resolve, reject) => {
+    const child = spawn(process.execPath, [path.join(root, 'bin/custos.js'), 'serve'], {
+      env: { PATH: process.env.PATH ?? '', CUSTOS_DATA_DIR: dataDir, PORT: '0', CUSTOS_SANDBOX: 'off', CUSTOS_DEMO: 'off', LOG_LEVEL: 'info' },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let out = '';
+    const timer = setTimeout(() => { child.kill('SIGKILL'); reject(new Error(`serve did not start: ${out}`)); }, 120_000);
+    const onData = (chunk: Buffer) => {
+      out += chunk.toString();
+      if (out.includes('/v1/ledger/verify')) child.kill('SIGTERM');
+    };
+    child.stdout.on('data', onData);
+    child.stderr.on('data', onData);
+    child.on('exit', () => { clearTimeout(timer); resolve(out); });
+  });
+  const first = await serveOnce();
+  const token = readFileSync(path.join(dataDir, 'admin-token'), 'utf8').trim();
+  assert.ok(token.length >= 16);
+  assert.ok(!first.includes(token), 'first start: the token is not in the log');
+  assert.match(first, /admin token saved in/);
+  const second = await serveOnce();
+  assert.ok(!second.includes(token), 'later start: the token is not in the log');
+});
