@@ -46,22 +46,32 @@ export function createAlerts(deps: AlertDeps) {
   /** Stores each breach (deduplicated), places its hold, and posts the new ones. */
   async function raise(breaches: Breach[]): Promise<repo.AlertRow[]> {
     const created: repo.AlertRow[] = [];
+    let failed: unknown = null;
     for (const b of breaches) {
-      const holdRef = b.hold && b.hold.amountFen > 0n ? `risk:${b.monitor}:${b.subject}`.slice(0, 128) : null;
-      const { row, created: isNew } = await transact(deps.db, async (tx) => {
-        const res = await repo.upsertAlert(tx, {
-          monitor: b.monitor, subject: b.subject, mch_no: b.hold?.mchNo ?? null, amount_fen: b.hold?.amountFen ?? null,
-          summary: b.summary, details: json(b.details), hold_ref: holdRef,
-        });
-        if (res.created && holdRef && b.hold && deps.placeHold) {
-          await deps.placeHold(tx, { ref: holdRef, mchNo: b.hold.mchNo, amountFen: b.hold.amountFen, reason: 'risk', note: `${b.monitor}: ${b.summary}`.slice(0, 200) });
-        }
-        return res;
-      });
-      if (isNew) created.push(row);
+      try {
+        await raiseOne(b, created);
+      } catch (error) {
+        failed ??= error; // the rest are still stored; the caller does not move its mark
+      }
     }
     for (const row of created) await post(row);
+    if (failed) throw failed;
     return created;
+  }
+
+  async function raiseOne(b: Breach, created: repo.AlertRow[]): Promise<void> {
+    const holdRef = b.hold && b.hold.amountFen > 0n ? `risk:${b.monitor}:${b.subject}`.slice(0, 128) : null;
+    const { row, created: isNew } = await transact(deps.db, async (tx) => {
+      const res = await repo.upsertAlert(tx, {
+        monitor: b.monitor, subject: b.subject, mch_no: b.hold?.mchNo ?? null, amount_fen: b.hold?.amountFen ?? null,
+        summary: b.summary, details: json(b.details), hold_ref: holdRef,
+      });
+      if (res.created && holdRef && b.hold && deps.placeHold) {
+        await deps.placeHold(tx, { ref: holdRef, mchNo: b.hold.mchNo, amountFen: b.hold.amountFen, reason: 'risk', note: `${b.monitor}: ${b.summary}`.slice(0, 200) });
+      }
+      return res;
+    });
+    if (isNew) created.push(row);
   }
 
   function text(row: repo.AlertRow): string {

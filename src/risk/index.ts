@@ -57,8 +57,10 @@ export function createRisk(options: RiskOptions) {
     for (const [name, monitor] of Object.entries(MONITORS)) {
       let breaches: Breach[] = [];
       try {
-        breaches = await monitor(deps);
+        const result = await monitor(deps);
+        breaches = result.breaches;
         await alerts.raise(breaches);
+        await result.advance();
       } catch (error) {
         options.log?.('risk monitor failed', { monitor: name, err: String(error) });
       }

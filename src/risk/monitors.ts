@@ -38,7 +38,10 @@ export interface MonitorDeps {
   settings: MonitorSettings;
 }
 
-type Monitor = (deps: MonitorDeps) => Promise<Breach[]>;
+/** A monitor's findings, and the watermark move to make once they are stored (so a failure re-reads them). */
+export interface MonitorResult { breaches: Breach[]; advance: () => Promise<void> }
+type Monitor = (deps: MonitorDeps) => Promise<MonitorResult>;
+const stay = async () => {};
 
 const EPOCH = '1970-01-01T00:00:00.000Z';
 const mchOfParty = (partyId: string) => /^mch:(.+):pending$/.exec(partyId)?.[1] ?? null;
@@ -83,8 +86,7 @@ const paymentPosting: Monitor = async (deps) => {
       hold: { mchNo: o.mch_no, amountFen: excess },
     });
   }
-  await mark.advance();
-  return breaches;
+  return { breaches, advance: mark.advance };
 };
 
 /** Refunds (done and in flight) never exceed what was paid. */
@@ -103,8 +105,7 @@ const refundOverrun: Monitor = async (deps) => {
       hold: { mchNo: r.mch_no, amountFen: worst - r.amount },
     });
   }
-  await mark.advance();
-  return breaches;
+  return { breaches, advance: mark.advance };
 };
 
 /** Each settlement payout pays exactly its settlement's net. */
@@ -125,8 +126,7 @@ const payoutSettlement: Monitor = async (deps) => {
       ...(mchNo && over > 0n ? { hold: { mchNo, amountFen: over } } : {}),
     });
   }
-  await mark.advance();
-  return breaches;
+  return { breaches, advance: mark.advance };
 };
 
 /** Each fund's household principal and interest (with its yield and payables) equal its supervision account. */
@@ -141,7 +141,7 @@ const fundBalance: Monitor = async (deps) => {
       details: { city: c.city, owedFen: c.owedFen, bankFen: c.bankFen, inTransitFen: c.inTransitFen, differenceFen: c.owedFen - backed, truncated: c.truncated },
     });
   }
-  return breaches;
+  return { breaches, advance: stay };
 };
 
 /** The ledger balances, and every account touched since the mark agrees with its transfers. */
@@ -159,8 +159,8 @@ const ledgerInvariant: Monitor = async (deps) => {
       details: { ...a },
     });
   }
-  if (report.lastTs !== null) await repo.setMark(deps.db.kysely, 'ledger_invariant', report.lastTs.toString());
-  return breaches;
+  const lastTs = report.lastTs;
+  return { breaches, advance: async () => { if (lastTs !== null) await repo.setMark(deps.db.kysely, 'ledger_invariant', lastTs.toString()); } };
 };
 
 /** No notification, refund or payout is stuck beyond its schedule. */
@@ -181,7 +181,7 @@ const stuckWork: Monitor = async (deps) => {
       details: { kind: 'payout', id: p.payout_id, partyId: p.party_id, amountFen: p.amount_fen, state: p.state, since: p.created_at.toISOString() },
     });
   }
-  return breaches;
+  return { breaches, advance: stay };
 };
 
 export const MONITORS: Record<Exclude<MonitorName, 'rule_hold'>, Monitor> = {
