@@ -2,7 +2,7 @@
 // daily limits, per-payer velocity and an amount far above the merchant's pattern each
 // either refuse the order or let it pay and hold its settlement for review. Rules live
 // in risk_rules (a merchant's row, else the default row '*'); a rule with NULL is off.
-import { transact, type Database, type Tx } from '../platform/db.ts';
+import type { Database, Tx } from '../platform/db.ts';
 import type { Clock } from '../platform/clock.ts';
 import { cstDate, cstDayStart } from '../platform/time.ts';
 import type { PaymentCenter, PayOrderRow, UnifiedOrderInput } from '../payment/index.ts';
@@ -74,8 +74,6 @@ export function createRules(deps: RulesDeps) {
   /** PaymentOptions.checkOrder: throws RISK_BLOCKED / RISK_LIMIT_EXCEEDED, or records the order (with rules to hold on payment). */
   async function checkOrder(input: UnifiedOrderInput): Promise<void> {
     const payer = { ip: input.clientIp ? input.clientIp.slice(0, PAYER_KEY_MAX) : null, account: payerAccountOf(input.channelExtra) };
-    // A retry of an order already let through gets the same answer (the payment center dedupes the order).
-    if (await repo.findCheck(deps.db.kysely, input.mchNo, input.mchOrderNo)) return;
     const keys: Array<{ kind: repo.BlockKind; value: string }> = [{ kind: 'merchant', value: input.mchNo }];
     if (payer.ip) keys.push({ kind: 'ip', value: payer.ip });
     if (payer.account) keys.push({ kind: 'payer', value: payer.account });
@@ -84,8 +82,12 @@ export function createRules(deps: RulesDeps) {
       const b = blocked[0];
       throw riskErrors.blocked(`风控拦截：${b.kind === 'merchant' ? '商户' : b.kind === 'ip' ? '付款 IP' : '付款账户'}已被列入黑名单 / refused: the ${b.kind === 'payer' ? 'payer account' : b.kind === 'ip' ? 'payer IP' : 'merchant'} is blocked; contact the platform operator`);
     }
+    // No rules for the merchant: two reads per order, nothing written (velocity counts from when a rule applies).
     const rules = await repo.findRules(deps.db.kysely, input.mchNo);
-    const hits = rules ? await evaluate(rules, input, payer) : [];
+    if (!rules) return;
+    // A retry of an order already let through gets the same answer (the payment center dedupes the order).
+    if (await repo.findCheck(deps.db.kysely, input.mchNo, input.mchOrderNo)) return;
+    const hits = await evaluate(rules, input, payer);
     const refused = hits.find((h) => h.action === 'refuse');
     if (refused) throw riskErrors.limitExceeded(`风控拒绝 / refused by risk rule "${refused.rule}": ${refused.message}`);
     const held = hits.filter((h) => h.action === 'hold');
@@ -110,7 +112,7 @@ export function createRules(deps: RulesDeps) {
     });
   }
 
-  return { checkOrder, onPaid, evaluate, withTx: <T>(work: (tx: Tx) => Promise<T>) => transact(deps.db, work) };
+  return { checkOrder, onPaid, evaluate };
 }
 
 export type Rules = ReturnType<typeof createRules>;
