@@ -8,6 +8,7 @@ import { systemClock } from './platform/clock.ts';
 import { createLedger } from './ledger/index.ts';
 import { AppError } from './platform/errors.ts';
 import { assertNoServer, claimDataDir, DataDirBusy, runningServer } from './platform/instance.ts';
+import { adminTokenBanner } from './platform/admin-token.ts';
 
 const USAGE = `custos — 资金监管支付清结算平台 / Custos
 
@@ -111,10 +112,9 @@ async function serve(): Promise<number> {
       `Custos 已启动 / Custos is running at ${address}`,
       `  数据库 / database: ${where}`,
       `  接口文档 / API docs: ${address}/docs`,
-      `  健康检查 / health: ${address}/healthz    指标 / metrics: ${address}/metrics`,
+      `  健康检查 / health: ${address}/healthz    指标 / metrics: ${address}/metrics (Bearer CUSTOS_METRICS_TOKEN or the admin token)`,
       sandbox ? `  沙箱渠道 / sandbox channel: ${sandbox.url} (payer pages, statements, faults)` : `  渠道 / channel: ${config.sandboxUrl}`,
-      `  管理令牌 / admin token${platform.adminTokenFile ? ` (saved in ${platform.adminTokenFile})` : ''}: ${platform.adminToken}`,
-      `  试一试 / try: curl -H "Authorization: Bearer ${platform.adminToken}" ${address}/v1/ledger/verify`,
+      ...adminTokenBanner({ token: platform.adminToken, file: platform.adminTokenFile, generated: platform.adminTokenGenerated, isTTY: process.stdout.isTTY === true, address }),
       ...(demo ? [
         `  演示商户 / demo merchant: mchNo ${demo.mchNo}, appId ${demo.appId}, appSecret ${demo.appSecret}`,
         `  演示订单，手机打开即可支付 / a demo property-fee order to pay: ${demo.cashierUrl}`,

@@ -25,6 +25,7 @@ import { createRateLimiter, type RateLimiter } from './platform/ratelimit.ts';
 import { ipRateLimits } from './platform/http/ratelimit.hooks.ts';
 import { guardAdapter, type GuardedAdapter } from './channel/guard.ts';
 import { channelGuardMetrics } from './channel/guard.metrics.ts';
+import { createRisk, RISK_QUEUE, type Risk } from './risk/index.ts';
 
 const EXPIRY_INTERVAL_MS = 1000;
 
@@ -36,12 +37,15 @@ export interface Platform {
   settlement: SettlementService;
   fund: Fund;
   recon: ReconModule;
+  risk: Risk;
   jobs: Jobs;
   /** Flow control: the request-rate limiter (Redis or in-process) and the guarded channel adapters. */
   rateLimiter: RateLimiter;
   channels: GuardedAdapter[];
   adminToken: string;
   adminTokenFile: string | null;
+  /** True when this start generated the admin token (the banner shows it once, to a terminal). */
+  adminTokenGenerated: boolean;
   /** Starts the workers and timers of a serving process; returns a stop function. */
   startBackground(): Promise<() => void>;
   close(): Promise<void>;
@@ -54,6 +58,8 @@ export interface PlatformOptions {
   /** Channel adapters; default: the sandbox at config.sandboxUrl. */
   adapters?: ChannelAdapter[];
   /** Reconciliation hooks and settings (holds from settlement, fee function, pool TTL). */
+  /** Loss-prevention monitor settings (tests shorten the stuck thresholds). */
+  risk?: Pick<Parameters<typeof createRisk>[0], 'monitors' | 'webhookTimeoutMs'>;
   recon?: Pick<Parameters<typeof createReconModule>[0], 'onMistakeOpened' | 'onMistakeResolved' | 'expectedChannelFeeE5' | 'poolTtlDays' | 'channels' | 'dailyChannels'>;
 }
 
@@ -61,7 +67,7 @@ export async function createPlatform(config: Config, options: PlatformOptions = 
   const clock = options.clock ?? systemClock;
   const database = options.db ?? (await openDatabase({ databaseUrl: config.databaseUrl, dataDir: config.dataDir, poolSize: config.ledgerPoolSize }));
   await migrate(database);
-  const { token, file: adminTokenFile } = await resolveAdminToken(config);
+  const { token, file: adminTokenFile, generated: adminTokenGenerated } = await resolveAdminToken(config);
   const masterKey = await resolveMasterKey(config);
   const box = createSecretBox(masterKey);
   const metrics = createMetrics();
@@ -69,7 +75,7 @@ export async function createPlatform(config: Config, options: PlatformOptions = 
   const guard = bearerGuard(token);
   let app: FastifyInstance | null = null;
   const logError = (error: unknown) => app?.log.error({ err: error }, 'job queue error');
-  const jobs = await createJobs(database, [NOTIFY_QUEUE, SETTLE_QUEUE, RECON_QUEUE], logError);
+  const jobs = await createJobs(database, [NOTIFY_QUEUE, SETTLE_QUEUE, RECON_QUEUE, RISK_QUEUE], logError);
   // Every channel call goes through a timeout, a concurrency bound and a circuit breaker.
   const rawAdapters = options.adapters ?? [createSandboxAdapter({ baseUrl: config.sandboxUrl, key: config.sandboxKey })];
   let adapters: GuardedAdapter[] = [];
@@ -80,6 +86,10 @@ export async function createPlatform(config: Config, options: PlatformOptions = 
   await settlement.loadCalendar();
   // Late-bound: reconciliation is created after the payment center, which needs the fund.
   const fund = createFund({ db: database, ledger, clock, adminToken: token, masterKey, publicUrl: config.publicUrl, accountBlocked: (id) => recon.service.isAccountBlocked(id) });
+  const risk = createRisk({
+    db: database, clock, ledger, settlement, fund, guard, registry: metrics.registry, ...options.risk,
+    webhookUrl: config.alertWebhookUrl, webhookFormat: config.alertWebhookFormat, log: (msg, extra) => app?.log.warn(extra ?? {}, msg),
+  });
   const payment = createPaymentCenter({
     db: database, ledger, jobs, box, adapters, defaultIfCode: adapters[0].ifCode, publicUrl: config.publicUrl,
     reqTimeWindowMs: config.reqTimeWindowS * 1000, notifyScheduleS: config.notifyScheduleS ?? undefined, guard,
@@ -89,14 +99,19 @@ export async function createPlatform(config: Config, options: PlatformOptions = 
     // computes its fee, splits and available_on).
     onPaid: async (tx, order) => {
       if (await fund.ownsOrder(tx, order)) await fund.onPaid(tx, order);
-      else await settlement.onPaid(tx, order);
+      else {
+        await settlement.onPaid(tx, order);
+        await risk.onPaid(tx, order);
+      }
     },
+    checkOrder: risk.checkOrder,
     onRefunded: async (tx, refund) => {
       if (!(await fund.ownsOrder(tx, refund))) await settlement.onRefunded(tx, refund);
     },
     rateLimiter, rateDefaults: { mchPerS: config.rate.mchPerS, appPerS: config.rate.appPerS, windowS: config.rate.windowS },
   });
   fund.attach(payment);
+  risk.attach(payment);
   // Reconciliation holds: money tied to an open mistake stays out of settlement until
   // the mistake is resolved (both inside the mistake's own transaction).
   const recon = createReconModule({
@@ -112,16 +127,17 @@ export async function createPlatform(config: Config, options: PlatformOptions = 
     },
   });
   app = await buildApp({
-    db: database, metrics, logLevel: config.logLevel,
-    modules: [ipRateLimits(rateLimiter, config.rate), ledgerRoutes(ledger, metrics, guard), ...payment.routes, settlementRoutes({ db: database, settlement, adapters: () => adapters, guard }), ...fund.routes, ...recon.routes],
+    db: database, metrics, logLevel: config.logLevel, metricsGuard: bearerGuard(config.metricsToken ?? token),
+    modules: [ipRateLimits(rateLimiter, config.rate), ledgerRoutes(ledger, metrics, guard), ...payment.routes, settlementRoutes({ db: database, settlement, adapters: () => adapters, guard }), ...fund.routes, ...recon.routes, ...risk.routes],
   });
   let closed = false;
   const stops: Array<() => void> = [];
   return {
-    app, db: database, ledger, payment, settlement, fund, recon, jobs, rateLimiter, channels: adapters, adminToken: token, adminTokenFile,
+    app, db: database, ledger, payment, settlement, fund, recon, risk, jobs, rateLimiter, channels: adapters, adminToken: token, adminTokenFile, adminTokenGenerated,
     async startBackground() {
       await payment.notify.start();
       await recon.startJobs(jobs, (e) => app?.log.error({ err: e }, 'reconciliation job failed'));
+      await risk.startJobs(jobs, (e) => app?.log.error({ err: e }, 'risk monitors failed'));
       stops.push(every(EXPIRY_INTERVAL_MS, () => ledger.expireDue(), (e) => app?.log.error({ err: e }, 'expiring pending transfers failed')));
       stops.push(every(config.pollIntervalS * 1000, () => payment.poll(), (e) => app?.log.error({ err: e }, 'payment polling failed')));
       // Settlement: every day at 09:00 Beijing time settle the day and send its payouts; poll open payouts.

@@ -198,7 +198,8 @@ test('verify, health, metrics and OpenAPI docs', async () => {
   const health = await get('/healthz', {});
   assert.equal(health.status, 200);
   assert.equal(health.body.status, 'ok');
-  const metrics = await get('/metrics', {});
+  assert.equal((await get('/metrics', {})).status, 401, '/metrics needs a bearer token (CUSTOS_METRICS_TOKEN, else the admin token)');
+  const metrics = await get('/metrics');
   assert.equal(metrics.status, 200);
   assert.match(String(metrics.body), /custos_ledger_transfers_total\{result="ok"\} \d+/);
   assert.match(String(metrics.body), /custos_http_request_duration_seconds_bucket/);

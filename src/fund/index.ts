@@ -8,6 +8,9 @@ import type { Clock } from '../platform/clock.ts';
 import type { Ledger } from '../ledger/index.ts';
 import type { PaymentCenter, PayOrderRow } from '../payment/index.ts';
 import { fundGuard } from './access.ts';
+import * as depositRepo from './deposit/deposit.repo.ts';
+import { fundAccountIds } from './accounts.ts';
+import { accountIds } from '../payment/index.ts';
 import { createRegisterService } from './register/register.service.ts';
 import { registerRoutes } from './register/register.routes.ts';
 import { createDepositService } from './deposit/deposit.service.ts';
@@ -30,6 +33,9 @@ export interface FundOptions {
 }
 
 export type Fund = ReturnType<typeof createFund>;
+
+/** Units read per city by supervisionBalances (a bound on the check, not on the fund). */
+const SUPERVISION_UNITS_MAX = 200_000;
 
 /**
  * The payment center needs the fund's onPaid handler and the fund needs the payment
@@ -59,6 +65,28 @@ export function createFund(options: FundOptions) {
     /** For PaymentOptions.onPaid: runs inside the payment-success transaction. */
     async onPaid(tx: Tx, order: PayOrderRow): Promise<void> {
       await need().onPaid(tx, order);
+    },
+    /**
+     * For loss prevention: per city, what the fund owes (household principal + interest,
+     * yield not yet allocated, approved repair money awaiting payout: credit balances) and
+     * what backs it (the supervision bank account's debit balance, plus online deposits that
+     * reached households through the fund merchant and sit at the channel). Equal when whole.
+     */
+    async supervisionBalances(unitsMax = SUPERVISION_UNITS_MAX) {
+      const owners = await depositRepo.cityAccountOwners(db.kysely, unitsMax);
+      const merchant = await depositRepo.findFundMerchant(db.kysely);
+      const out: Array<{ city: string; owedFen: bigint; bankFen: bigint; inTransitFen: bigint; truncated: boolean }> = [];
+      for (const o of owners) {
+        const households = o.unit_ids.flatMap((u) => [fundAccountIds.principal(u), fundAccountIds.interest(u)]);
+        const owed = await ledger.reads.sumPosted([...households, fundAccountIds.yield(o.city), ...o.application_ids.map((a) => fundAccountIds.payable(a))]);
+        const bank = await ledger.reads.sumPosted([fundAccountIds.bank(o.city)]);
+        const inTransit = merchant ? await ledger.reads.sumTransfersInto(accountIds.merchantPending(merchant.mch_no), households) : 0n;
+        out.push({
+          city: o.city, owedFen: owed.credits_posted - owed.debits_posted, bankFen: bank.debits_posted - bank.credits_posted, inTransitFen: inTransit,
+          truncated: o.unit_ids.length >= unitsMax || o.application_ids.length >= unitsMax,
+        });
+      }
+      return out;
     },
     /** Orders of the fund center's own merchant are household deposits, not merchant income (settlement skips them). */
     async ownsOrder(tx: Tx, order: { mch_no: string }): Promise<boolean> {

@@ -330,3 +330,73 @@ export async function countTransfers(q: Q): Promise<{ applied: bigint; failed: b
     FROM ledger_transfers`.execute(q);
   return result.rows[0];
 }
+
+// --- reads for loss prevention (src/risk): incremental verification, set-wise sums ------
+
+/** Accounts touched by transfers with ts > afterTs (oldest first, at most `limit` transfers scanned) and the last ts scanned. */
+export async function accountsTouchedSince(q: Q, afterTs: bigint, limit: number): Promise<{ ids: string[]; lastTs: bigint | null }> {
+  const result = await sql<{ ts: bigint; debit_account_id: string | null; credit_account_id: string | null }>`
+    SELECT ts, debit_account_id, credit_account_id FROM ledger_transfers
+    WHERE ts > ${afterTs.toString()}::int8 AND failure IS NULL ORDER BY ts LIMIT ${limit}`.execute(q);
+  const ids = new Set<string>();
+  for (const r of result.rows) {
+    if (r.debit_account_id) ids.add(r.debit_account_id);
+    if (r.credit_account_id) ids.add(r.credit_account_id);
+  }
+  const last = result.rows.at(-1);
+  return { ids: [...ids], lastTs: last ? BigInt(last.ts) : null };
+}
+
+/** accountMismatches restricted to the given accounts. */
+export async function accountMismatchesAmong(q: Q, ids: string[], limit: number): Promise<AccountMismatch[]> {
+  if (ids.length === 0) return [];
+  const result = await sql<AccountMismatch>`
+    WITH d AS (
+      SELECT debit_account_id AS id,
+        coalesce(sum(amount) FILTER (WHERE (flags & 10) = 0), 0) AS posted,
+        coalesce(sum(amount) FILTER (WHERE (flags & 2) <> 0 AND status = 1), 0) AS pending
+      FROM ledger_transfers WHERE debit_account_id = ANY(${ids}::text[]) GROUP BY debit_account_id
+    ), c AS (
+      SELECT credit_account_id AS id,
+        coalesce(sum(amount) FILTER (WHERE (flags & 10) = 0), 0) AS posted,
+        coalesce(sum(amount) FILTER (WHERE (flags & 2) <> 0 AND status = 1), 0) AS pending
+      FROM ledger_transfers WHERE credit_account_id = ANY(${ids}::text[]) GROUP BY credit_account_id
+    )
+    SELECT a.id, a.debits_posted, a.credits_posted, a.debits_pending, a.credits_pending,
+      coalesce(d.posted, 0)::text AS expected_debits_posted, coalesce(c.posted, 0)::text AS expected_credits_posted,
+      coalesce(d.pending, 0)::text AS expected_debits_pending, coalesce(c.pending, 0)::text AS expected_credits_pending
+    FROM ledger_accounts a LEFT JOIN d ON d.id = a.id LEFT JOIN c ON c.id = a.id
+    WHERE a.id = ANY(${ids}::text[]) AND (a.debits_posted <> coalesce(d.posted, 0) OR a.credits_posted <> coalesce(c.posted, 0)
+       OR a.debits_pending <> coalesce(d.pending, 0) OR a.credits_pending <> coalesce(c.pending, 0))
+    ORDER BY a.id LIMIT ${limit}`.execute(q);
+  return result.rows;
+}
+
+export interface TransferBrief { id: string; ref: string; amount: bigint; code: number; debit_account_id: string | null; credit_account_id: string | null }
+
+/** Applied transfers with one of the given refs and the given code. */
+export async function transfersByRefs(q: Q, refs: string[], code: number): Promise<TransferBrief[]> {
+  if (refs.length === 0) return [];
+  const result = await sql<TransferBrief>`
+    SELECT id, ref, amount, code, debit_account_id, credit_account_id FROM ledger_transfers
+    WHERE ref = ANY(${refs}::text[]) AND code = ${code} AND failure IS NULL`.execute(q);
+  return result.rows;
+}
+
+/** Σ posted debits and credits of the given accounts (text: may pass int8). */
+export async function sumPosted(q: Q, ids: string[]): Promise<{ debits_posted: bigint; credits_posted: bigint }> {
+  if (ids.length === 0) return { debits_posted: 0n, credits_posted: 0n };
+  const result = await sql<{ dp: string; cp: string }>`
+    SELECT coalesce(sum(debits_posted), 0)::text AS dp, coalesce(sum(credits_posted), 0)::text AS cp
+    FROM ledger_accounts WHERE id = ANY(${ids}::text[])`.execute(q);
+  return { debits_posted: BigInt(result.rows[0].dp), credits_posted: BigInt(result.rows[0].cp) };
+}
+
+/** Σ posted transfers from one account into any of the given accounts. */
+export async function sumTransfersInto(q: Q, debitId: string, creditIds: string[]): Promise<bigint> {
+  if (creditIds.length === 0) return 0n;
+  const result = await sql<{ total: string }>`
+    SELECT coalesce(sum(amount), 0)::text AS total FROM ledger_transfers
+    WHERE debit_account_id = ${debitId} AND credit_account_id = ANY(${creditIds}::text[]) AND (flags & 10) = 0 AND failure IS NULL`.execute(q);
+  return BigInt(result.rows[0].total);
+}

@@ -271,7 +271,28 @@ export function createLedger(options: LedgerOptions) {
     };
   }
 
+  /**
+   * Incremental verify for monitors: the per-ledger totals (cheap, over accounts) and the
+   * balances of the accounts touched by transfers after `afterTs` (at most `limit` transfers).
+   */
+  async function verifySince(afterTs: bigint, limit: number) {
+    const totals = await repo.ledgerTotals(db.kysely);
+    const unbalanced = totals.filter((t) => t.debits_posted !== t.credits_posted || t.debits_pending !== t.credits_pending).map((t) => t.ledger);
+    const touched = await repo.accountsTouchedSince(db.kysely, afterTs, limit);
+    const mismatched = await repo.accountMismatchesAmong(db.kysely, touched.ids, MISMATCHES_SHOWN_MAX);
+    return { unbalancedLedgers: unbalanced, accountsMismatched: mismatched, lastTs: touched.lastTs };
+  }
+
+  /** Set-wise reads for loss prevention (src/risk). */
+  const reads = {
+    transfersByRefs: (refs: string[], code: number) => repo.transfersByRefs(db.kysely, refs, code),
+    sumPosted: (ids: string[]) => repo.sumPosted(db.kysely, ids),
+    sumTransfersInto: (debitId: string, creditIds: string[]) => repo.sumTransfersInto(db.kysely, debitId, creditIds),
+  };
+
   return {
+    verifySince,
+    reads,
     createAccounts,
     createAccountsIn,
     createTransfers,

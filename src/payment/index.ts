@@ -18,10 +18,12 @@ import { jeepayRoutes } from './jeepay.routes.ts';
 import { channelRoutes } from './channel.routes.ts';
 import { cashierRoutes } from './cashier.routes.ts';
 import { paymentAdminRoutes } from './admin.routes.ts';
+import * as repo from './payment.repo.ts';
 import type { PayOrderRow, RefundRow } from './payment.repo.ts';
 import type { RateLimiter } from '../platform/ratelimit.ts';
 import { createMerchantLimits, type LimitDefaults } from './limits.service.ts';
 import { limitsRoutes } from './limits.routes.ts';
+import type { UnifiedOrderInput } from './order.service.ts';
 
 export interface PaymentOptions {
   db: Database;
@@ -36,6 +38,8 @@ export interface PaymentOptions {
   guard: (req: never) => Promise<void>;
   log?: (msg: string, extra?: Record<string, unknown>) => void;
   onPaid?: (tx: Tx, order: PayOrderRow) => Promise<void>;
+  /** Called before a new order is stored; throws an AppError to refuse it (risk rules). */
+  checkOrder?: (input: UnifiedOrderInput) => Promise<void>;
   /** Called inside the refund-success transaction. */
   onRefunded?: (tx: Tx, refund: RefundRow) => Promise<void>;
   /** Per-merchant and per-app rate limits on the merchant API; absent = none. */
@@ -52,7 +56,7 @@ export function createPaymentCenter(options: PaymentOptions) {
   const merchants = createMerchantService({ db, box: options.box });
   const notify = createNotifyService({ db, jobs, merchants, scheduleS: options.notifyScheduleS, log: options.log });
   const common = { db, channels, postings, notify, publicUrl: options.publicUrl };
-  const orders = createOrderService({ ...common, onPaid: options.onPaid });
+  const orders = createOrderService({ ...common, onPaid: options.onPaid, checkOrder: options.checkOrder });
   const refunds = createRefundService({ ...common, onRefunded: options.onRefunded });
   const transfers = createTransferService(common);
   const divisions = createDivisionService({ db, postings });
@@ -75,9 +79,19 @@ export function createPaymentCenter(options: PaymentOptions) {
     return { ...orderResult, refundsSettled, transfersSettled, notificationsRequeued: requeued };
   }
 
-  return { channels, merchants, notify, orders, refunds, transfers, divisions, limits, routes, poll };
+  /** Set-wise reads for loss prevention (src/risk): bounded, read-only. */
+  const reads = {
+    paidOrdersSince: (since: Date, limit: number) => repo.paidOrdersSince(db.kysely, since, limit),
+    refundTotalsSince: (since: Date, limit: number) => repo.refundTotalsSince(db.kysely, since, limit),
+    stuckItems: (now: Date, notifyGraceS: number, openMaxS: number, limit: number) => repo.stuckItems(db.kysely, now, notifyGraceS, openMaxS, limit),
+    merchantPaidSince: (mchNo: string, since: Date) => repo.merchantPaidSince(db.kysely, mchNo, since),
+    recentPaidAmounts: (mchNo: string, n: number) => repo.recentPaidAmounts(db.kysely, mchNo, n),
+  };
+
+  return { channels, merchants, notify, orders, refunds, transfers, divisions, limits, routes, poll, reads };
 }
 
 export { PAY_STATE, ASYNC_STATE, LEDGER_CNY, accountIds, TRANSFER_CODE, ACCOUNT_CODE } from './types.ts';
 export { sign, verify, canonicalString, type SignType } from './sign.ts';
-export type { PayOrderRow, RefundRow } from './payment.repo.ts';
+export type { PayOrderRow, RefundRow, PaidOrderBrief, RefundTotals, StuckItem } from './payment.repo.ts';
+export type { UnifiedOrderInput } from './order.service.ts';

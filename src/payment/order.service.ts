@@ -31,6 +31,7 @@ export interface OrderDeps {
   notify: NotifyService;
   publicUrl: string;
   onPaid?: (tx: Tx, order: repo.PayOrderRow) => Promise<void>;
+  checkOrder?: (input: UnifiedOrderInput) => Promise<void>;
 }
 
 export type PaySource = 'notify' | 'poll' | 'close' | 'query' | 'recon' | 'cashier';
@@ -65,6 +66,7 @@ export function createOrderService(deps: OrderDeps) {
     const hash = requestHash({ ...input, amount: input.amount.toString() });
     const cashier = input.wayCode === 'QR_CASHIER';
     const route = cashier ? null : await routeFor(input.mchNo, input.wayCode);
+    if (deps.checkOrder) await deps.checkOrder(input);
     const payOrderId = businessNo('P');
     const [inserted] = await inserts.submit([{
       pay_order_id: payOrderId, mch_no: input.mchNo, app_id: input.appId, mch_order_no: input.mchOrderNo, way_code: input.wayCode,

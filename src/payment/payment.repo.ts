@@ -302,3 +302,71 @@ export async function recordChannelEvent(q: Q, e: { if_code: string; event_id: s
     VALUES (${e.if_code}, ${e.event_id}, ${e.kind}, ${e.ref_id}, ${e.payload}) ON CONFLICT DO NOTHING RETURNING event_id`.execute(q);
   return r.rows.length === 1;
 }
+
+// --- reads for loss prevention (src/risk), set-wise and bounded -------------------------
+
+export interface PaidOrderBrief { pay_order_id: string; mch_no: string; amount: bigint; refund_amount: bigint; success_at: Date }
+
+/** Orders that succeeded at or after `since`, oldest first. */
+export async function paidOrdersSince(q: Q, since: Date, limit: number): Promise<PaidOrderBrief[]> {
+  const result = await sql<PaidOrderBrief>`
+    SELECT pay_order_id, mch_no, amount, refund_amount, success_at FROM pay_orders
+    WHERE success_at IS NOT NULL AND success_at >= ${since} ORDER BY success_at LIMIT ${limit}`.execute(q);
+  return result.rows;
+}
+
+export interface RefundTotals { pay_order_id: string; mch_no: string; amount: bigint; order_refund_amount: bigint; refunded_fen: bigint; in_flight_fen: bigint; last_updated_at: Date }
+
+/** For the orders whose refunds changed at or after `since`: what was paid and what is refunded or being refunded. */
+export async function refundTotalsSince(q: Q, since: Date, limit: number): Promise<RefundTotals[]> {
+  const result = await sql<RefundTotals>`
+    WITH changed AS (
+      SELECT pay_order_id, max(updated_at) AS last_updated_at FROM pay_refunds
+      WHERE updated_at >= ${since} GROUP BY pay_order_id ORDER BY max(updated_at) LIMIT ${limit}
+    )
+    SELECT o.pay_order_id, o.mch_no, o.amount, o.refund_amount AS order_refund_amount, c.last_updated_at,
+      coalesce(sum(r.refund_amount) FILTER (WHERE r.state = 2), 0)::int8 AS refunded_fen,
+      coalesce(sum(r.refund_amount) FILTER (WHERE r.state IN (0, 1)), 0)::int8 AS in_flight_fen
+    FROM changed c JOIN pay_orders o ON o.pay_order_id = c.pay_order_id
+    JOIN pay_refunds r ON r.pay_order_id = c.pay_order_id
+    GROUP BY o.pay_order_id, o.mch_no, o.amount, o.refund_amount, c.last_updated_at
+    ORDER BY c.last_updated_at`.execute(q);
+  return result.rows;
+}
+
+export interface StuckItem { kind: 'notification' | 'refund' | 'transfer'; id: string; mch_no: string; amount: bigint | null; since: Date }
+
+/**
+ * Work overdue on its own schedule: notifications whose next attempt is more than
+ * `notifyGraceS` late, refunds and payouts (transfer orders) still open after `openMaxS`.
+ */
+export async function stuckItems(q: Q, now: Date, notifyGraceS: number, openMaxS: number, limit: number): Promise<StuckItem[]> {
+  const notifyBefore = new Date(now.getTime() - notifyGraceS * 1000);
+  const openBefore = new Date(now.getTime() - openMaxS * 1000);
+  const result = await sql<StuckItem>`
+    (SELECT 'notification' AS kind, id::text AS id, mch_no, NULL::int8 AS amount, next_at AS since FROM pay_notifications
+      WHERE state = 0 AND next_at < ${notifyBefore} ORDER BY next_at LIMIT ${limit})
+    UNION ALL
+    (SELECT 'refund', refund_order_id, mch_no, refund_amount, created_at FROM pay_refunds
+      WHERE state IN (0, 1) AND created_at < ${openBefore} ORDER BY state, created_at LIMIT ${limit})
+    UNION ALL
+    (SELECT 'transfer', transfer_id, mch_no, amount, created_at FROM pay_transfers
+      WHERE state IN (0, 1) AND created_at < ${openBefore} ORDER BY state, created_at LIMIT ${limit})`.execute(q);
+  return result.rows;
+}
+
+/** Σ amount of a merchant's orders that succeeded at or after `since`. */
+export async function merchantPaidSince(q: Q, mchNo: string, since: Date): Promise<bigint> {
+  const result = await sql<{ total: bigint }>`
+    SELECT coalesce(sum(amount), 0)::int8 AS total FROM pay_orders
+    WHERE mch_no = ${mchNo} AND success_at IS NOT NULL AND success_at >= ${since}`.execute(q);
+  return result.rows[0].total;
+}
+
+/** The amounts of a merchant's last `n` successful orders, newest first. */
+export async function recentPaidAmounts(q: Q, mchNo: string, n: number): Promise<bigint[]> {
+  const result = await sql<{ amount: bigint }>`
+    SELECT amount FROM pay_orders WHERE mch_no = ${mchNo} AND success_at IS NOT NULL
+    ORDER BY success_at DESC LIMIT ${n}`.execute(q);
+  return result.rows.map((r) => r.amount);
+}

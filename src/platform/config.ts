@@ -29,6 +29,11 @@ export interface Config {
   readonly demo: boolean;
   /** Statement files as received (content-addressed); null = a fresh temp folder (in-memory data). */
   readonly fileDir: string | null;
+  /** Loss-prevention alerts are posted here (WeCom / DingTalk group robot); null = stored and in /metrics only. */
+  readonly alertWebhookUrl: string | null;
+  readonly alertWebhookFormat: 'wecom' | 'dingtalk';
+  /** Bearer token for /metrics; null = the admin token. */
+  readonly metricsToken: string | null;
   /** Flow control (docs/flow-control.md): Redis for shared rate-limit counts; null = in-process. */
   readonly redisUrl: string | null;
   readonly rate: RateConfig;
@@ -89,7 +94,14 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   }
   const sandbox = env.CUSTOS_SANDBOX ?? 'on';
   if (sandbox !== 'on' && sandbox !== 'off') throw new ConfigError(`CUSTOS_SANDBOX must be on or off, got "${sandbox}"`);
+  const alertWebhookUrl = env.CUSTOS_ALERT_WEBHOOK_URL && env.CUSTOS_ALERT_WEBHOOK_URL !== '' ? env.CUSTOS_ALERT_WEBHOOK_URL : null;
+  if (alertWebhookUrl !== null && !/^https?:\/\/[^\s]+$/.test(alertWebhookUrl)) throw new ConfigError(`CUSTOS_ALERT_WEBHOOK_URL must be an http(s) URL, got "${alertWebhookUrl}"`);
+  const alertWebhookFormat = env.CUSTOS_ALERT_WEBHOOK_FORMAT ?? 'wecom';
+  if (alertWebhookFormat !== 'wecom' && alertWebhookFormat !== 'dingtalk') throw new ConfigError(`CUSTOS_ALERT_WEBHOOK_FORMAT must be wecom or dingtalk, got "${alertWebhookFormat}"`);
+  const metricsToken = env.CUSTOS_METRICS_TOKEN && env.CUSTOS_METRICS_TOKEN !== '' ? env.CUSTOS_METRICS_TOKEN : null;
+  if (metricsToken !== null && metricsToken.length < 16) throw new ConfigError('CUSTOS_METRICS_TOKEN must be at least 16 characters');
   return {
+    alertWebhookUrl, alertWebhookFormat, metricsToken,
     port,
     host: env.HOST ?? '127.0.0.1',
     databaseUrl,

@@ -341,3 +341,25 @@ export async function upsertOverrides(q: Q, rows: Array<{ day: string; kind: str
   await sql`INSERT INTO settle_calendar_overrides (day, kind, note) VALUES ${sql.join(values)}
     ON CONFLICT (day) DO UPDATE SET kind = EXCLUDED.kind, note = EXCLUDED.note`.execute(q);
 }
+
+// --- reads for loss prevention (src/risk) ------------------------------------------------
+
+export interface PayoutCheck { payout_id: string; settlement_id: string; party_id: string; payout_fen: bigint; net_fen: bigint | null; payout_state: string; settlement_state: string | null; updated_at: Date }
+
+/** Payouts changed at or after `since`, each with its settlement (null when missing), oldest first. */
+export async function payoutsWithSettlementsSince(q: Q, since: Date, limit: number): Promise<PayoutCheck[]> {
+  const result = await sql<PayoutCheck>`
+    SELECT p.payout_id, p.settlement_id, p.party_id, p.amount_fen AS payout_fen, s.net_fen, p.state AS payout_state,
+      s.state AS settlement_state, p.updated_at
+    FROM settle_payouts p LEFT JOIN settle_settlements s ON s.settlement_id = p.settlement_id
+    WHERE p.updated_at >= ${since} ORDER BY p.updated_at LIMIT ${limit}`.execute(q);
+  return result.rows;
+}
+
+/** Payouts still created/sent after `openMaxS`. */
+export async function stuckPayouts(q: Q, now: Date, openMaxS: number, limit: number): Promise<PayoutRow[]> {
+  const result = await sql<PayoutRow>`
+    SELECT * FROM settle_payouts WHERE state IN ('created', 'sent') AND created_at < ${new Date(now.getTime() - openMaxS * 1000)}
+    ORDER BY state, created_at LIMIT ${limit}`.execute(q);
+  return result.rows;
+}

@@ -549,6 +549,11 @@ export function createSettlementService(options: SettlementOptions) {
   }
 
   return {
+    /** Set-wise reads for loss prevention (src/risk). */
+    reads: {
+      payoutsWithSettlementsSince: (since: Date, limit: number) => repo.payoutsWithSettlementsSince(db.kysely, since, limit),
+      stuckPayouts: (now: Date, openMaxS: number, limit: number) => repo.stuckPayouts(db.kysely, now, openMaxS, limit),
+    },
     loadCalendar, calendar: () => calendar, intentOf, onPaid, onRefunded, holds, setFeeRule, setChannelCost, configureParty,
     setCalendarOverrides, releaseManual, run, runAndPay, confirm, dispatchPayouts, applyPayoutState, pollPayouts, statement,
     checkDate, requireMerchant,

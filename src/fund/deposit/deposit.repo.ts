@@ -231,3 +231,15 @@ export async function billsPaidBetween(q: Q, from: Date, to: Date): Promise<Arra
   return (await sql<{ paid_via: string; kind: string; bills: bigint; amount: bigint }>`SELECT paid_via, kind, count(*)::int8 AS bills, sum(amount_fen)::int8 AS amount
     FROM fund_bills WHERE state = 'paid' AND paid_at >= ${from} AND paid_at < ${to} GROUP BY 1, 2 ORDER BY 1, 2`.execute(q)).rows;
 }
+
+/** For loss prevention: each city's units and repair applications (ids only), at most `limit` of each per city. */
+export async function cityAccountOwners(q: Q, limit: number): Promise<Array<{ city: string; unit_ids: string[]; application_ids: string[] }>> {
+  const result = await sql<{ city: string; unit_ids: string[] | null; application_ids: string[] | null }>`
+    WITH cities AS (SELECT DISTINCT city FROM register_estates)
+    SELECT c.city,
+      (SELECT array_agg(id) FROM (SELECT u.id FROM register_units u JOIN register_estates e ON e.id = u.estate_id
+         WHERE e.city = c.city ORDER BY u.id LIMIT ${limit}) x) AS unit_ids,
+      (SELECT array_agg(id) FROM (SELECT a.id FROM fund_applications a WHERE a.city = c.city ORDER BY a.id LIMIT ${limit}) y) AS application_ids
+    FROM cities c ORDER BY c.city`.execute(q);
+  return result.rows.map((r) => ({ city: r.city, unit_ids: r.unit_ids ?? [], application_ids: r.application_ids ?? [] }));
+}

@@ -1,8 +1,9 @@
 // The HTTP application: Fastify with request ids, pino logs, OpenAPI at /docs, health
 // at /healthz, Prometheus metrics at /metrics, and the one error handler. Modules
 // register their routes through the `modules` list.
-import { randomUUID } from 'node:crypto';
-import Fastify, { type FastifyInstance } from 'fastify';
+import { createHash, randomUUID } from 'node:crypto';
+import helmet from '@fastify/helmet';
+import Fastify, { type FastifyInstance, type FastifyRequest } from 'fastify';
 import swagger from '@fastify/swagger';
 import swaggerUi from '@fastify/swagger-ui';
 import { sql, type Database } from '../db.ts';
@@ -15,6 +16,35 @@ export interface AppOptions {
   logLevel?: string;
   bodyLimitBytes?: number;
   modules: Array<(app: FastifyInstance) => Promise<void> | void>;
+  /** Guards /metrics (a bearer token: CUSTOS_METRICS_TOKEN, else the admin token); unset = open (tests of the bare app). */
+  metricsGuard?: (request: FastifyRequest) => Promise<void>;
+}
+
+const CSP_DIRECTIVES = {
+  defaultSrc: ["'self'"], baseUri: ["'self'"], objectSrc: ["'none'"], frameAncestors: ["'none'"], imgSrc: ["'self'", 'data:'],
+  fontSrc: ["'self'", 'data:'], scriptSrc: ["'self'"], styleSrc: ["'self'"], scriptSrcAttr: ["'none'"],
+};
+const INLINE_BLOCK = /<(style|script)(\s[^>]*)?>([\s\S]*?)<\/\1>/gi;
+const INLINE_BLOCKS_MAX = 32;
+
+/** The policy for one HTML page: the directives plus the sha256 of each inline style/script block it carries. */
+export function cspFor(html: string): string {
+  const styles: string[] = [];
+  const scripts: string[] = [];
+  let n = 0;
+  for (const m of html.matchAll(INLINE_BLOCK)) {
+    if (++n > INLINE_BLOCKS_MAX) break;
+    if (m[1].toLowerCase() === 'script' && /\ssrc=/i.test(m[2] ?? '')) continue;
+    const hash = `'sha256-${createHash('sha256').update(m[3], 'utf8').digest('base64')}'`;
+    (m[1].toLowerCase() === 'style' ? styles : scripts).push(hash);
+  }
+  const d = CSP_DIRECTIVES;
+  return [
+    `default-src ${d.defaultSrc.join(' ')}`, `base-uri ${d.baseUri.join(' ')}`, `object-src ${d.objectSrc.join(' ')}`,
+    `frame-ancestors ${d.frameAncestors.join(' ')}`, `img-src ${d.imgSrc.join(' ')}`, `font-src ${d.fontSrc.join(' ')}`,
+    `script-src ${[...d.scriptSrc, ...new Set(scripts)].join(' ')}`, `style-src ${[...d.styleSrc, ...new Set(styles)].join(' ')}`,
+    `script-src-attr ${d.scriptSrcAttr.join(' ')}`,
+  ].join('; ');
 }
 
 export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
@@ -30,6 +60,21 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
   });
   app.addHook('onSend', async (request, reply) => {
     reply.header('x-request-id', request.id);
+  });
+  // Security headers on every response (Referrer-Policy no-referrer, nosniff, frame
+  // ancestors none, …) and a strict content security policy; HTML pages get the hashes of
+  // their own inline <style>/<script> blocks added to it, and a charset.
+  await app.register(helmet, {
+    contentSecurityPolicy: { useDefaults: false, directives: CSP_DIRECTIVES },
+    crossOriginEmbedderPolicy: false,
+    strictTransportSecurity: false, // set by the TLS-terminating proxy, which knows whether HTTPS is in front
+  });
+  app.addHook('onSend', async (_request, reply, payload) => {
+    const type = String(reply.getHeader('content-type') ?? '');
+    if (!type.startsWith('text/html')) return payload;
+    if (!/charset=/i.test(type)) reply.header('content-type', `${type.split(';')[0]}; charset=utf-8`);
+    if (typeof payload === 'string') reply.header('content-security-policy', cspFor(payload));
+    return payload;
   });
   app.addHook('onResponse', async (request, reply) => {
     const route = request.routeOptions.url ?? 'unknown';
@@ -55,7 +100,7 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
       return reply.status(503).send({ status: 'unavailable', db: options.db.kind });
     }
   });
-  app.get('/metrics', { schema: { hide: true } }, async (_request, reply) => {
+  app.get('/metrics', { schema: { hide: true }, ...(options.metricsGuard ? { onRequest: options.metricsGuard } : {}) }, async (_request, reply) => {
     reply.header('content-type', options.metrics.registry.contentType);
     return options.metrics.registry.metrics();
   });
