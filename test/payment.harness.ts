@@ -48,6 +48,8 @@ export interface StackOptions {
   extraAdapters?: ChannelAdapter[];
   /** Reconciliation options for the platform (hooks are called after the platform's own). */
   recon?: PlatformOptions['recon'];
+  /** The platform's clock (default: the system clock). */
+  clock?: PlatformOptions['clock'];
 }
 
 export async function startStack(options: StackOptions = {}): Promise<Stack> {
@@ -65,7 +67,7 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
   const adapters = options.adapterTimeoutMs !== undefined || options.extraAdapters
     ? [createSandboxAdapter({ baseUrl: sandboxUrl, key: SANDBOX_KEY, timeoutMs: options.adapterTimeoutMs }), ...(options.extraAdapters ?? [])]
     : undefined;
-  const platform = await createPlatform(config, { db: t.db, adapters, recon: options.recon });
+  const platform = await createPlatform(config, { db: t.db, adapters, recon: options.recon, clock: options.clock });
   await platform.app.listen({ port, host: '127.0.0.1' });
   const stopBackground = options.background === false ? () => {} : await platform.startBackground();
   return {

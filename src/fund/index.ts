@@ -86,12 +86,13 @@ export function createFund(options: FundOptions) {
     },
     get routes(): Array<(app: FastifyInstance) => Promise<void>> {
       const d = need();
+      const use = createFundUse({ db, ledger, accountBlocked: options.accountBlocked, pii, clock: options.clock });
       return [
         registerRoutes({ db, pii, register, deposits: d, guard }),
         depositRoutes({ db, deposits: d, register, receipts, reports, guard }),
         h5Routes({ db, guardDeps, deposits: d, receipts, signin }),
-        proofRoutes({ db, guard }),
-        fundUseRoutes({ use: createFundUse({ db, ledger, accountBlocked: options.accountBlocked, pii, clock: options.clock }), interest: createFundInterest({ db, ledger, clock: options.clock }), guard }),
+        proofRoutes({ db, guard, use, limiter }),
+        fundUseRoutes({ use, interest: createFundInterest({ db, ledger, clock: options.clock }), guard }),
       ];
     },
   };

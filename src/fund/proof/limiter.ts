@@ -40,17 +40,30 @@ export function createLimiter(deps: { db: Database; clock: Clock; limits?: Parti
     if (wait > 0) throw error(wait);
   }
 
-  /** Counts one failure under each key; returns the seconds to wait if one is now locked (else 0). */
-  async function fail(keyed: Array<{ key: string; rule: keyof SigninLimits }>): Promise<number> {
+  /**
+   * Counts an attempt under each key BEFORE it is verified (so a burst of parallel guesses
+   * cannot verify more than maxFailures between a check and a count), then refuses when a
+   * key is locked or over its limit. A successful attempt is forgiven afterwards.
+   */
+  async function attempt(keyed: Array<{ key: string; rule: keyof SigninLimits }>, error = signinLocked): Promise<void> {
+    await check(keyed.map((k) => k.key), error);
     const at = now();
     let wait = 0;
     for (const { key, rule } of keyed) {
       const r = limits[rule];
       const row = await repo.addFailure(deps.db.kysely, key, at, r.windowS * 1000, r.maxFailures, r.lockS * 1000);
-      wait = Math.max(wait, retryAfter(row.locked_until, at));
+      if (row.failures > r.maxFailures) wait = Math.max(wait, retryAfter(row.locked_until, at), 1);
     }
-    return wait;
+    if (wait > 0) throw error(wait);
   }
 
-  return { check, fail, clear: (key: string) => repo.clearLimit(deps.db.kysely, key), limits };
+  /** After a success: the unit's counter starts again; the IP's counts one attempt less. */
+  async function forgive(keyed: Array<{ key: string; rule: keyof SigninLimits }>): Promise<void> {
+    for (const { key, rule } of keyed) {
+      if (rule === 'unit') await repo.clearLimit(deps.db.kysely, key);
+      else await repo.forgiveOne(deps.db.kysely, key);
+    }
+  }
+
+  return { check, attempt, forgive, limits };
 }

@@ -104,3 +104,8 @@ export async function addFailure(q: Q, key: string, now: Date, windowMs: number,
 export async function clearLimit(q: Q, key: string): Promise<void> {
   await sql`DELETE FROM fund_signin_limits WHERE key = ${key}`.execute(q);
 }
+
+/** One attempt less (a success that had been counted in advance); never below zero, never unlocks. */
+export async function forgiveOne(q: Q, key: string): Promise<void> {
+  await sql`UPDATE fund_signin_limits SET failures = GREATEST(failures - 1, 0) WHERE key = ${key}`.execute(q);
+}

@@ -11,7 +11,7 @@ import { issueToken } from '../access.ts';
 import * as reg from '../register/register.repo.ts';
 import { maskName } from '../register/model.ts';
 import { maskPhone, type Pii } from '../register/pii.ts';
-import { LockedError, signinLocked, type Limiter } from './limiter.ts';
+import { LockedError, type Limiter } from './limiter.ts';
 import type { SmsSender } from './sms.ts';
 import * as repo from './proof.repo.ts';
 
@@ -35,25 +35,19 @@ export type OwnerSignin = ReturnType<typeof createOwnerSignin>;
 export function createOwnerSignin(deps: SigninDeps) {
   const { db, pii, limiter } = deps;
   const now = () => new Date(Number(deps.clock.nowNs() / 1_000_000n));
-  const keys = (unitId: string, ip: string) => [`unit:${unitId}`, `ip:${ip}`];
-  const failBoth = (unitId: string, ip: string) => limiter.fail([{ key: `unit:${unitId}`, rule: 'unit' }, { key: `ip:${ip}`, rule: 'ip' }]);
+  const keyed = (unitId: string, ip: string) => [{ key: `unit:${unitId}`, rule: 'unit' as const }, { key: `ip:${ip}`, rule: 'ip' as const }];
   const codeHash = (id: string, code: string) => pii.mac('sms-code', `${id}:${code}`);
 
   /** Step 1: checks the register's proof and sends the SMS code. */
   async function start(input: { unitId: string; certNo: string; ownerName: string; ip: string }): Promise<{ challengeId: string; phoneMasked: string }> {
-    await limiter.check(keys(input.unitId, input.ip));
     const unit = await reg.findUnit(db.kysely, input.unitId);
     if (!unit) throw signinErrors.unitNotFound();
+    await limiter.attempt(keyed(unit.id, input.ip));
     const ownerIndex = unit.cert_no !== null && input.certNo === unit.cert_no ? unit.owners.findIndex((o) => o.name === input.ownerName) : -1;
-    if (ownerIndex < 0) {
-      const wait = await failBoth(unit.id, input.ip);
-      if (wait > 0) throw signinLocked(wait);
-      throw signinErrors.mismatch();
-    }
+    if (ownerIndex < 0) throw signinErrors.mismatch();
     const phone = pii.open(unit.owners[ownerIndex]).phone;
     if (!phone) throw signinErrors.noPhone();
-    await limiter.check([`sms:${unit.id}`], signinErrors.smsTooMany);
-    await limiter.fail([{ key: `sms:${unit.id}`, rule: 'smsPerUnit' }]); // counts sends, not failures
+    await limiter.attempt([{ key: `sms:${unit.id}`, rule: 'smsPerUnit' }], signinErrors.smsTooMany); // counts sends
     const challengeId = `sc_${randomBytes(12).toString('hex')}`;
     const code = String(randomInt(0, 1_000_000)).padStart(6, '0');
     const at = now();
@@ -67,26 +61,20 @@ export function createOwnerSignin(deps: SigninDeps) {
 
   /** Step 2: the SMS code → an owner session for this one unit. */
   async function finish(input: { unitId: string; challengeId: string; code: string; ip: string }): Promise<{ token: string; sessionId: string; subject: string; expiresAt: Date }> {
-    await limiter.check(keys(input.unitId, input.ip));
+    await limiter.attempt(keyed(input.unitId, input.ip));
     const at = now();
     const row = /^sc_[0-9a-f]{24}$/.test(input.challengeId) ? await repo.findSmsCode(db.kysely, input.challengeId) : null;
-    if (!row || row.unit_id !== input.unitId || row.used_at !== null || row.expires_at <= at || row.failures >= SMS_CODE_FAILURES_MAX) {
-      const wait = await failBoth(input.unitId, input.ip);
-      if (wait > 0) throw signinLocked(wait);
-      throw signinErrors.codeExpired();
-    }
+    if (!row || row.unit_id !== input.unitId || row.used_at !== null || row.expires_at <= at || row.failures >= SMS_CODE_FAILURES_MAX) throw signinErrors.codeExpired();
     const given = Buffer.from(codeHash(row.id, input.code.trim()), 'hex');
     if (!/^\d{6}$/.test(input.code.trim()) || !timingSafeEqual(given, Buffer.from(row.code_hash, 'hex'))) {
       await repo.addSmsCodeFailure(db.kysely, row.id);
-      const wait = await failBoth(input.unitId, input.ip);
-      if (wait > 0) throw signinLocked(wait);
       throw signinErrors.codeInvalid();
     }
     if (!(await repo.useSmsCode(db.kysely, row.id, at))) throw signinErrors.codeExpired();
     const unit = await reg.findUnit(db.kysely, row.unit_id);
     const owner = unit?.owners[row.owner_index];
     if (!unit || !owner) throw signinErrors.codeExpired();
-    await limiter.clear(`unit:${unit.id}`);
+    await limiter.forgive(keyed(unit.id, input.ip));
     const sessionId = `os_${randomBytes(12).toString('hex')}`;
     const subject = `owner:${maskName(owner.name)}#${row.owner_index + 1}:${unit.id}`;
     const expiresAt = new Date(at.getTime() + OWNER_SESSION_S * 1000);
