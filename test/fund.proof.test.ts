@@ -333,3 +333,35 @@ test('point 10: receipt check codes are redacted from the request log', async ()
   assert.match(log, /code=\[REDACTED\]/);
   assert.doesNotMatch(log, /SECRETCODE/);
 });
+
+test('codes expire and work once: the SMS code after 5 minutes, a voting code after 60 days; parallel ballots with one code record one vote', async () => {
+  nextWindow();
+  const unitId = unitOf.get('101')!;
+  const challenge = async () => {
+    const step1 = await signInStep1('101', '张小三');
+    assert.equal(step1.status, 200, step1.text);
+    const sms = (await api('GET', `/v1/fund/sms-outbox?ref=${unitId}`)).body.messages[0];
+    return { challengeId: /name="challengeId" value="(sc_[0-9a-f]+)"/.exec(step1.text)?.[1] as string, smsCode: /验证码 (\d{6})/.exec(sms.body)?.[1] as string };
+  };
+  const late = await challenge();
+  clock.advanceSeconds(301);
+  const expired = await form('/h5/fund/login/sms', { unitId, ...late });
+  assert.equal(expired.status, 403);
+  assert.match(expired.text, /已失效/);
+  assert.equal(expired.cookie, null);
+  const fresh = await challenge();
+  const older = await form('/h5/fund/login/sms', { unitId, ...late });
+  assert.equal(older.status, 403, 'a new code retires the earlier one');
+  assert.equal((await form('/h5/fund/login/sms', { unitId, ...fresh })).status, 303);
+  assert.equal((await form('/h5/fund/login/sms', { unitId, ...fresh })).status, 403, 'used once');
+
+  nextWindow();
+  const issued = await api('POST', `/v1/fund/applications/${applicationId}/voting-codes`, { unitIds: [unitOf.get('106'), unitOf.get('102')] });
+  const codeOf = new Map<string, string>(issued.body.codes.map((c: any) => [c.unitId, c.code]));
+  const burst = await Promise.all(Array.from({ length: 8 }, (_, i) => api('POST', '/v1/fund/ballots', { applicationId, unitId: unitOf.get('106'), choice: i % 2 ? 'agree' : 'disagree', votingCode: codeOf.get(unitOf.get('106')!) }, null)));
+  assert.equal(burst.filter((r) => r.status === 200).length, 1, burst.map((r) => r.body.code ?? r.status).join(','));
+  assert.ok(burst.filter((r) => r.status !== 200).every((r) => r.body.code === 'FUND_VOTING_CODE_USED'));
+  clock.advanceSeconds(61 * 86400);
+  const stale = await api('POST', '/v1/fund/ballots', { applicationId, unitId: unitOf.get('102'), choice: 'agree', votingCode: codeOf.get(unitOf.get('102')!) }, null);
+  assert.equal(stale.body.code, 'FUND_VOTING_CODE_EXPIRED');
+});
