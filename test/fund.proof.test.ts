@@ -163,6 +163,13 @@ test('hole 3, the honest path: SMS-proven owners and voting codes, one session p
   assert.equal(issued.body.codes.length, OWNERS.length);
   const codeOf = new Map<string, string>(issued.body.codes.map((c: any) => [c.unitId, c.code]));
   assert.equal((await api('POST', `/v1/fund/applications/${applicationId}/voting-codes`, {}, property)).body.code, 'FUND_FORBIDDEN');
+  for (const [body, code] of [[{ unitIds: 'x' }, 'FUND_INVALID_REQUEST'], [{ unitIds: [] }, 'FUND_INVALID_REQUEST'], [{ unitIds: ['u_nope'] }, 'FUND_UNIT_NOT_IN_SCOPE']] as const) {
+    const r = await api('POST', `/v1/fund/applications/${applicationId}/voting-codes`, body);
+    assert.equal(r.body.code, code, JSON.stringify(r.body));
+  }
+  assert.equal((await api('POST', '/v1/fund/applications/NOPE/voting-codes', {})).status, 404);
+  assert.equal((await api('POST', '/v1/fund/ballots', { applicationId: '../x', unitId: 'u', choice: 'agree', votingCode: 'x' }, null)).body.code, 'FUND_PARAM_INVALID');
+  assert.equal((await api('POST', '/v1/fund/ballots', { applicationId, unitId: unitOf.get('103'), choice: 'maybe', votingCode: 'x' }, null)).body.code, 'FUND_INVALID_REQUEST');
   const stored = await sql<{ code_hash: string }>`SELECT code_hash FROM fund_voting_codes`.execute(stack.t.db.kysely);
   assert.ok(stored.rows.every((r) => ![...codeOf.values()].some((c) => r.code_hash.includes(c.replace(/-/g, '')))), 'only hashes are stored');
   const wang = await api('POST', '/v1/fund/ballots', { applicationId, unitId: unitOf.get('103'), choice: 'agree', votingCode: codeOf.get(unitOf.get('103')!)!.toLowerCase() }, null);

@@ -263,8 +263,12 @@ export function createFundUse(options: FundUseOptions) {
   async function issueVotingCodes(p: Principal, id: string, raw: unknown) {
     requireCenter(p);
     const b = asBody(raw ?? {});
-    const wanted = b.unitIds === undefined ? null : Array.isArray(b.unitIds) && b.unitIds.length > 0 && b.unitIds.length <= APPORTION_UNITS_MAX && b.unitIds.every((u) => typeof u === 'string')
-      ? new Set(b.unitIds as string[]) : (() => { throw useErrors.invalid(`unitIds 须为 1–${APPORTION_UNITS_MAX} 个房屋 id / unitIds must be 1–${APPORTION_UNITS_MAX} unit ids`); })();
+    let wanted: Set<string> | null = null;
+    if (b.unitIds !== undefined) {
+      const ok = Array.isArray(b.unitIds) && b.unitIds.length > 0 && b.unitIds.length <= APPORTION_UNITS_MAX && b.unitIds.every((u) => typeof u === 'string' && /^[A-Za-z0-9_]{1,64}$/.test(u));
+      if (!ok) throw useErrors.invalid(`unitIds 须为 1–${APPORTION_UNITS_MAX} 个房屋 id / unitIds must be 1–${APPORTION_UNITS_MAX} unit ids`);
+      wanted = new Set(b.unitIds as string[]);
+    }
     const at = new Date(Number(options.clock.nowNs() / 1_000_000n));
     return transact(db, async (tx) => {
       const a = await repo.findApplication(tx, id, true);
