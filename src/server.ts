@@ -112,6 +112,7 @@ export async function createPlatform(config: Config, options: PlatformOptions = 
   });
   fund.attach(payment);
   risk.attach(payment);
+  await fund.start(); // seals owners' id numbers and phones left in clear before 0010
   // Reconciliation holds: money tied to an open mistake stays out of settlement until
   // the mistake is resolved (both inside the mistake's own transaction).
   const recon = createReconModule({

@@ -20,7 +20,7 @@ const CERT = '浙(2025)杭州市不动产权第0555号';
 before(async () => {
   ({ stack, api } = await fundStack());
   const res = await importCsv(api, [
-    csvRow({ estate: '金色家园', address: '杭州市拱墅区湖墅南路88号', building: '3', stair: '2', room: '501', area: '98.50', cert: CERT, owner: '陈静', idNo: '330106198501010011', sold: '是' }),
+    csvRow({ estate: '金色家园', address: '杭州市拱墅区湖墅南路88号', building: '3', stair: '2', room: '501', area: '98.50', cert: CERT, owner: '陈静', idNo: '330106198501010011', phone: '13800000011', sold: '是' }),
     csvRow({ estate: '金色家园', address: '杭州市拱墅区湖墅南路88号', building: '3', stair: '2', room: '502', area: '100.00', cert: '浙(2025)杭州市不动产权第0556号', owner: '周强', sold: '是' }),
   ]);
   assert.equal(res.status, 200, JSON.stringify(res.body));
@@ -67,7 +67,15 @@ test("the owner's path: search → prove → bill → pay via the sandbox → pa
   const wrong = await browse('/h5/fund/login', { form: { unitId, certNo: CERT, ownerName: '周强' } });
   assert.equal(wrong.status, 403);
   assert.equal(wrong.cookie, null);
-  const login = await browse('/h5/fund/login', { form: { unitId, certNo: CERT, ownerName: '陈静' } });
+  const step1 = await browse('/h5/fund/login', { form: { unitId, certNo: CERT, ownerName: '陈静' } });
+  assert.equal(step1.status, 200, step1.text);
+  assert.equal(step1.cookie, null, 'no session before the SMS code');
+  assert.match(step1.text, /138\*\*\*\*0011/);
+  const challengeId = /name="challengeId" value="(sc_[0-9a-f]+)"/.exec(step1.text)?.[1] as string;
+  const sms = (await api('GET', `/v1/fund/sms-outbox?ref=${unitId}`)).body.messages[0];
+  assert.equal(sms.phone, '138****0011');
+  const smsCode = /验证码 (\d{6})/.exec(sms.body)?.[1] as string;
+  const login = await browse('/h5/fund/login/sms', { form: { unitId, challengeId, smsCode } });
   assert.equal(login.status, 303);
   assert.equal(login.location, `/h5/fund/units/${unitId}`);
   assert.ok(login.cookie);

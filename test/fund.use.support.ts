@@ -13,10 +13,12 @@ import { createLedger, type Ledger, type TransferInput } from '../src/ledger/ind
 import { LEDGER_CNY } from '../src/payment/types.ts';
 import { ensureFundAccounts, ensureHouseholdAccounts, fundAccountIds } from '../src/fund/accounts.ts';
 import { fundGuard, issueToken } from '../src/fund/access.ts';
+import { createPii, type Pii } from '../src/fund/register/pii.ts';
 import { createFundUse, createFundInterest, fundUseRoutes, type FundUse, type FundInterest } from '../src/fund/use/index.ts';
 
 export const ADMIN = 'fund-test-admin-token-0123456789';
 export const CITY = 'C1';
+export const MASTER_KEY = Buffer.alloc(32, 11);
 
 export interface FundStack {
   t: TestDb;
@@ -24,6 +26,7 @@ export interface FundStack {
   ledger: Ledger;
   use: FundUse;
   interest: FundInterest;
+  pii: Pii;
   app: FastifyInstance;
   /** inject with a bearer token (default: the center's admin token). */
   call(method: 'GET' | 'POST' | 'PUT', url: string, body?: unknown, token?: string): Promise<{ status: number; body: any }>;
@@ -34,13 +37,14 @@ export async function startFund(clockStartNs?: bigint, options: { ownerCount?: '
   const t = await openTestDb({ poolSize: 8 });
   const clock = new ManualClock(clockStartNs);
   const ledger = createLedger({ db: t.db, clock });
-  const use = createFundUse({ db: t.db, ledger, ownerCount: options.ownerCount, accountBlocked: options.accountBlocked });
+  const pii = createPii(MASTER_KEY);
+  const use = createFundUse({ db: t.db, ledger, ownerCount: options.ownerCount, accountBlocked: options.accountBlocked, pii, clock });
   const interest = createFundInterest({ db: t.db, ledger, clock });
   const guard = fundGuard({ db: t.db, adminToken: ADMIN, clock });
   const app = await buildApp({ db: t.db, metrics: createMetrics(), logLevel: 'silent', modules: [fundUseRoutes({ use, interest, guard })] });
   await app.ready();
   return {
-    t, clock, ledger, use, interest, app,
+    t, clock, ledger, use, interest, pii, app,
     async call(method, url, body, token = ADMIN) {
       const r = await app.inject({ method, url, headers: { authorization: `Bearer ${token}` }, ...(body === undefined ? {} : { payload: body as object }) });
       return { status: r.statusCode, body: r.body === '' ? null : JSON.parse(r.body) };
@@ -120,4 +124,16 @@ export async function tokenFor(s: FundStack, role: 'property' | 'committee' | 'o
 export async function count(s: FundStack, table: string): Promise<number> {
   const r = await sql<{ n: string }>`SELECT count(*)::text AS n FROM ${sql.table(table)}`.execute(s.t.db.kysely);
   return Number(r.rows[0].n);
+}
+
+/** The center issues a fresh voting code for one unit of an application (shown once) — what a paper ballot carries. */
+export async function votingCode(s: FundStack, applicationId: string, unitId: string): Promise<string> {
+  const r = await s.call('POST', `/v1/fund/applications/${applicationId}/voting-codes`, { unitIds: [unitId] });
+  if (r.status !== 201) throw new Error(`voting code: ${JSON.stringify(r.body)}`);
+  return r.body.codes[0].code;
+}
+
+/** A ballot entered by the center with the unit's voting code. */
+export async function ballot(s: FundStack, applicationId: string, unitId: string, choice: string, token?: string) {
+  return s.call('POST', `/v1/fund/applications/${applicationId}/votes`, { unitId, choice, votingCode: await votingCode(s, applicationId, unitId) }, token);
 }

@@ -4,7 +4,7 @@
 // and bad requests that change nothing. Money is checked in the ledger.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { startFund, seedRegister, deposit, household, tokenFor, count, CITY, type FundStack } from './fund.use.support.ts';
+import { startFund, seedRegister, deposit, household, tokenFor, count, ballot, CITY, type FundStack } from './fund.use.support.ts';
 import { fundAccountIds } from '../src/fund/accounts.ts';
 import { PG_ONLY } from './helpers.ts';
 
@@ -27,7 +27,7 @@ async function create(s: FundStack, over: Record<string, unknown> = {}, token?: 
 
 async function voteAll(s: FundStack, id: string, choices: Array<[string, 'agree' | 'disagree' | 'abstain']>) {
   for (const [unitId, choice] of choices) {
-    const r = await s.call('POST', `/v1/fund/applications/${id}/votes`, { unitId, choice });
+    const r = await ballot(s, id, unitId, choice);
     assert.equal(r.status, 200, JSON.stringify(r.body));
   }
 }
@@ -64,13 +64,13 @@ test('a voted repair: scope, shares, vote passes, approval chain with returns, h
     await voteAll(s, id, [['E1_u1101', 'agree'], ['E1_u1102', 'agree'], ['E1_u1201', 'disagree'], ['E1_u1202', 'agree']]);
     // change a vote before the vote closes; the same vote again changes nothing
     await voteAll(s, id, [['E1_u1201', 'agree']]);
-    const again = await s.call('POST', `/v1/fund/applications/${id}/votes`, { unitId: 'E1_u1201', choice: 'agree' });
+    const again = await ballot(s, id, 'E1_u1201', 'agree');
     assert.equal(again.body.changed, false);
     const closed = await s.call('POST', `/v1/fund/applications/${id}/vote/close`, {});
     assert.equal(closed.status, 200);
     assert.equal(closed.body.state, 'reviewing:first_review');
     assert.equal(closed.body.voteResult.passed, true);
-    const late = await s.call('POST', `/v1/fund/applications/${id}/votes`, { unitId: 'E1_u1201', choice: 'disagree' });
+    const late = await s.call('POST', `/v1/fund/applications/${id}/votes`, { unitId: 'E1_u1201', choice: 'disagree', votingCode: 'AAAA-AAAA-AAAA' });
     assert.equal(late.status, 409);
     assert.equal(late.body.code, 'FUND_INVALID_STATE');
 
@@ -170,7 +170,7 @@ test('an emergency skips the vote, is paid and then published', async () => {
     assert.equal(d.body.application.state, 'reviewing:first_review');
     assert.deepEqual(d.body.units.map((u: any) => u.unitId), stair, 'stair scope = the units of stair 2');
     assert.equal(d.body.tally, null);
-    const v = await s.call('POST', `/v1/fund/applications/${id}/votes`, { unitId: 'E1_u1201', choice: 'agree' });
+    const v = await s.call('POST', `/v1/fund/applications/${id}/votes`, { unitId: 'E1_u1201', choice: 'agree', votingCode: 'AAAA-AAAA-AAAA' });
     assert.equal(v.body.code, 'FUND_INVALID_STATE');
     assert.equal((await s.call('GET', '/v1/fund/applications/publications')).body.publications.length, 0, 'published afterwards, not before');
     await approveToEnd(s, id);
@@ -303,7 +303,8 @@ test('access: property companies see their estates, owners vote only for their u
     assert.equal((await s.call('POST', '/v1/fund/applications', application({ estateId: 'E2', buildingId: 'E2_B1' }), mine)).body.code, 'FUND_FORBIDDEN');
     assert.equal((await s.call('GET', `/v1/fund/applications/${id}`, undefined, owner)).status, 200, 'an owner sees applications covering the unit');
     assert.equal((await s.call('POST', `/v1/fund/applications/${id}/votes`, { unitId: 'E1_u1102', choice: 'agree' }, owner)).body.code, 'FUND_FORBIDDEN');
-    const v = await s.call('POST', `/v1/fund/applications/${id}/votes`, { unitId: 'E1_u1101', choice: 'agree' }, owner);
+    assert.equal((await s.call('POST', `/v1/fund/applications/${id}/votes`, { unitId: 'E1_u1101', choice: 'agree' }, owner)).body.code, 'FUND_VOTE_PROOF_REQUIRED', 'a center-issued owner token is no proof by itself');
+    const v = await ballot(s, id, 'E1_u1101', 'agree', owner);
     assert.equal(v.status, 200);
     assert.equal((await s.call('POST', `/v1/fund/applications/${id}/votes`, { unitId: 'E1_u1101', choice: 'agree' }, mine)).body.code, 'FUND_FORBIDDEN', 'the property company does not vote');
     assert.equal((await s.call('POST', `/v1/fund/applications/${id}/vote/close`, {}, mine)).body.code, 'FUND_FORBIDDEN');
@@ -346,7 +347,9 @@ test('bad requests are 4xx with a FUND_ code and change nothing', async () => {
     assert.equal(await count(s, 'fund_application_actions'), 0);
     const id = await create(s);
     const bad: Array<[string, unknown, string]> = [
-      [`/v1/fund/applications/${id}/votes`, { unitId: 'E1_u2101', choice: 'agree' }, 'FUND_UNIT_NOT_IN_SCOPE'],
+      [`/v1/fund/applications/${id}/votes`, { unitId: 'E1_u2101', choice: 'agree', votingCode: 'AAAA-AAAA-AAAA' }, 'FUND_UNIT_NOT_IN_SCOPE'],
+      [`/v1/fund/applications/${id}/votes`, { unitId: 'E1_u1101', choice: 'agree' }, 'FUND_VOTE_PROOF_REQUIRED'],
+      [`/v1/fund/applications/${id}/votes`, { unitId: 'E1_u1101', choice: 'agree', votingCode: 'AAAA-AAAA-AAAA' }, 'FUND_VOTING_CODE_INVALID'],
       [`/v1/fund/applications/${id}/votes`, { unitId: 'E1_u1101', choice: 'maybe' }, 'FUND_INVALID_REQUEST'],
       [`/v1/fund/applications/${id}/actions`, { action: 'approve' }, 'FUND_INVALID_REQUEST'],
       [`/v1/fund/applications/${id}/actions`, { requestKey: 'x1', action: 'approve' }, 'FUND_INVALID_STATE'],
@@ -475,7 +478,7 @@ test('a configured two-node chain; an application keeps the chain it was created
     await deposit(s, B1.map((u) => [u, 50_000n]));
     const before = await create(s, { emergency: true, emergencyCategory: 'lift', items: undefined });
     const { createFundUse } = await import('../src/fund/use/index.ts');
-    const short = createFundUse({ db: s.t.db, ledger: s.ledger, chain: [
+    const short = createFundUse({ db: s.t.db, ledger: s.ledger, pii: s.pii, clock: s.clock, chain: [
       { key: 'committee', label: '业委会审核 / committee', roles: ['committee', 'center'] },
       { key: 'authority', label: '主管部门审批 / authority', roles: ['center'] },
     ] });

@@ -52,6 +52,8 @@ export interface StackOptions {
   risk?: PlatformOptions['risk'];
   /** More configuration for the platform (flow control: CUSTOS_RATE_*, CUSTOS_CHANNEL_*, REDIS_URL). */
   env?: Record<string, string>;
+  /** The platform's clock (default: the system clock). */
+  clock?: PlatformOptions['clock'];
 }
 
 export async function startStack(options: StackOptions = {}): Promise<Stack> {
@@ -73,7 +75,7 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
   const adapters = options.adapterTimeoutMs !== undefined || options.extraAdapters
     ? [createSandboxAdapter({ baseUrl: sandboxUrl, key: SANDBOX_KEY, timeoutMs: options.adapterTimeoutMs }), ...(options.extraAdapters ?? [])]
     : undefined;
-  const platform = await createPlatform(config, { db: t.db, adapters, recon: options.recon, risk: options.risk });
+  const platform = await createPlatform(config, { db: t.db, adapters, recon: options.recon, risk: options.risk, clock: options.clock });
   await platform.app.listen({ port, host: '127.0.0.1' });
   const stopBackground = options.background === false ? () => {} : await platform.startBackground();
   return {

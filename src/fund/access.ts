@@ -1,8 +1,9 @@
 // Who may see what in the maintenance fund. The platform's admin bearer token is the
 // 维修资金中心 (center, sees everything); property companies, owners' committees and
 // owners hold tokens the center issues (fund_principals: only the token's sha256 is
-// stored). Owners on the H5 page get a short-lived owner token after proving the house
-// (certificate number + owner name). Out-of-scope access is 403 FUND_FORBIDDEN.
+// stored). Owners on the H5 page get a short-lived owner token for one unit after
+// proving the house: certificate number + owner name, then an SMS code sent to the
+// owner's phone on record (proof 'sms'). Out-of-scope access is 403 FUND_FORBIDDEN.
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 import type { FastifyRequest } from 'fastify';
 import type { Database } from '../platform/db.ts';
@@ -18,6 +19,10 @@ export interface Principal {
   estateIds: string[] | null;
   /** null = every unit of estateIds (or all, for the center). */
   unitIds: string[] | null;
+  /** Owner sessions from the H5 sign-in: how the owner was proven ('sms'), else null. */
+  proof?: 'sms' | null;
+  /** The owner session's id (recorded with each vote), else null. */
+  sessionId?: string | null;
 }
 
 export interface FundGuardDeps { db: Database; adminToken: string; clock: Clock }
@@ -43,7 +48,7 @@ async function resolveToken(deps: FundGuardDeps, admin: Buffer, token: string): 
   const row = await repo.findPrincipal(deps.db.kysely, digest.toString('hex'));
   if (!row || row.revoked) throw unauthorized('令牌无效 / the token is unknown or revoked');
   if (row.expires_at !== null && BigInt(row.expires_at.getTime()) * 1_000_000n <= deps.clock.nowNs()) throw unauthorized('令牌已过期 / the token has expired; sign in again');
-  return { role: row.role, subject: row.subject, estateIds: row.estate_ids ?? [], unitIds: row.unit_ids };
+  return { role: row.role, subject: row.subject, estateIds: row.estate_ids ?? [], unitIds: row.unit_ids, proof: row.proof, sessionId: row.session_id };
 }
 
 /** Resolves a token from anywhere (H5 cookie); null when missing or invalid. */
@@ -82,9 +87,9 @@ export function requireUnit(p: Principal, unit: { id: string; estate_id: string 
 /** Issues a token for a principal; returns the token (shown once; only its hash is stored). */
 export async function issueToken(
   db: Database,
-  p: { role: Exclude<FundRole, 'center'>; subject: string; estateIds: string[] | null; unitIds: string[] | null; expiresAt: Date | null },
+  p: { role: Exclude<FundRole, 'center'>; subject: string; estateIds: string[] | null; unitIds: string[] | null; expiresAt: Date | null; proof?: 'sms' | null; sessionId?: string | null },
 ): Promise<string> {
   const token = `fund_${p.role}_${randomBytes(24).toString('base64url')}`;
-  await repo.insertPrincipal(db.kysely, { tokenHash: tokenHash(token), ...p });
+  await repo.insertPrincipal(db.kysely, { tokenHash: tokenHash(token), ...p, proof: p.proof ?? null, sessionId: p.sessionId ?? null });
   return token;
 }

@@ -19,6 +19,14 @@ import { createReceiptService } from './receipt/receipt.service.ts';
 import { createReports } from './report/report.ts';
 import { h5Routes } from './h5/h5.routes.ts';
 import { createFundInterest, createFundUse, fundUseRoutes } from './use/index.ts';
+import { createPii } from './register/pii.ts';
+import { outboxSmsSender, type SmsSender } from './proof/sms.ts';
+import { createLimiter, type SigninLimits } from './proof/limiter.ts';
+import { createOwnerSignin } from './proof/signin.ts';
+import { proofRoutes } from './proof/proof.routes.ts';
+
+export type { SmsSender, SmsMessage } from './proof/sms.ts';
+export type { SigninLimits } from './proof/limiter.ts';
 
 export interface FundOptions {
   db: Database;
@@ -30,6 +38,10 @@ export interface FundOptions {
   publicUrl: string;
   /** True while the supervision account behind a ledger account has an open reconciliation difference (日终对账): payouts wait. */
   accountBlocked?: (ledgerAccountId: string) => Promise<boolean>;
+  /** Sends owners' SMS codes; default: the fund_sms_outbox table (development and tests). */
+  sms?: SmsSender;
+  /** Owner sign-in failure limits (default: 5 per unit and 20 per IP in 15 min, locked 15 min; 5 SMS per unit per hour). */
+  signinLimits?: Partial<SigninLimits>;
 }
 
 export type Fund = ReturnType<typeof createFund>;
@@ -45,7 +57,11 @@ export function createFund(options: FundOptions) {
   const { db, ledger } = options;
   const guardDeps = { db, adminToken: options.adminToken, clock: options.clock };
   const guard = fundGuard(guardDeps);
-  const register = createRegisterService({ db });
+  const pii = createPii(options.masterKey);
+  const register = createRegisterService({ db, pii });
+  const sms = options.sms ?? outboxSmsSender({ db, pii, clock: options.clock });
+  const limiter = createLimiter({ db, clock: options.clock, limits: options.signinLimits });
+  const signin = createOwnerSignin({ db, clock: options.clock, pii, sms, limiter });
   const receipts = createReceiptService({ db, key: createHmac('sha256', options.masterKey).update('custos/fund/receipt/v1').digest(), publicUrl: options.publicUrl });
   const reports = createReports({ db });
   let deposits: ReturnType<typeof createDepositService> | null = null;
@@ -55,7 +71,11 @@ export function createFund(options: FundOptions) {
   };
 
   return {
-    guard, register, receipts, reports, publicUrl: options.publicUrl,
+    guard, register, receipts, reports, signin, sms, publicUrl: options.publicUrl,
+    /** At start-up: seals owners' id numbers and phones still in clear (rows from before 0010). Returns rows rewritten. */
+    async start(): Promise<number> {
+      return register.sealLegacyOwners();
+    },
     get deposits() {
       return need();
     },
@@ -94,11 +114,13 @@ export function createFund(options: FundOptions) {
     },
     get routes(): Array<(app: FastifyInstance) => Promise<void>> {
       const d = need();
+      const use = createFundUse({ db, ledger, accountBlocked: options.accountBlocked, pii, clock: options.clock });
       return [
-        registerRoutes({ db, register, deposits: d, guard }),
+        registerRoutes({ db, pii, register, deposits: d, guard }),
         depositRoutes({ db, deposits: d, register, receipts, reports, guard }),
-        h5Routes({ db, guardDeps, deposits: d, receipts }),
-        fundUseRoutes({ use: createFundUse({ db, ledger, accountBlocked: options.accountBlocked }), interest: createFundInterest({ db, ledger, clock: options.clock }), guard }),
+        h5Routes({ db, guardDeps, deposits: d, receipts, signin }),
+        proofRoutes({ db, guard, use, limiter }),
+        fundUseRoutes({ use, interest: createFundInterest({ db, ledger, clock: options.clock }), guard }),
       ];
     },
   };

@@ -12,6 +12,7 @@ import type { DepositService } from './deposit.service.ts';
 import type { RegisterService } from '../register/register.service.ts';
 import type { ReceiptService } from '../receipt/receipt.service.ts';
 import type { Reports } from '../report/report.ts';
+import { redactUrl } from '../h5/redact.ts';
 
 const tags = ['maintenance fund · deposits 交存'];
 const XLSX = 'application/vnd.openxmlformats-officedocument.spreadsheetml.sheet';
@@ -174,13 +175,13 @@ export function depositRoutes(deps: {
     });
 
     // --- receipts (public) ----------------------------------------------------------------
-    app.get('/v1/fund/receipts/:no', { schema: { tags, summary: '票据验真：票据号+金额+校验码 / verify a receipt by number, amount and check code' } }, async (request) => {
+    app.get('/v1/fund/receipts/:no', { logSerializers: { req: redactUrl }, schema: { tags, summary: '票据验真：票据号+金额+校验码 / verify a receipt by number, amount and check code' } }, async (request) => {
       const { no } = request.params as { no: string };
       const query = request.query as { amountFen?: string; code?: string };
       return deps.receipts.verify(no, fenParam(query.amountFen, 'amountFen'), textParam(query.code, 'code', 32));
     });
 
-    app.get('/v1/fund/receipts/:no/pdf', { schema: { tags, summary: '票据 PDF（需校验码）/ the receipt PDF (needs the check code)' } }, async (request, reply) => {
+    app.get('/v1/fund/receipts/:no/pdf', { logSerializers: { req: redactUrl }, schema: { tags, summary: '票据 PDF（需校验码）/ the receipt PDF (needs the check code)' } }, async (request, reply) => {
       const { no } = request.params as { no: string };
       const query = request.query as { code?: string };
       const pdf = await deps.receipts.pdf(no, textParam(query.code, 'code', 32));

@@ -16,7 +16,7 @@ import { TRANSFER_FLAGS, type Ledger, type TransferInput, type TransferResultCod
 import type { PaymentCenter, PayOrderRow } from '../../payment/index.ts';
 import { PAY_STATE, LEDGER_CNY, accountIds } from '../../payment/index.ts';
 import { FUND_TRANSFER_CODE, ensureFundAccounts, ensureHouseholdAccounts, fundAccountIds } from '../accounts.ts';
-import { requireUnit, type Principal } from '../access.ts';
+import { forbidden, requireUnit, type Principal } from '../access.ts';
 import * as reg from '../register/register.repo.ts';
 import { fundErrors, newId } from '../register/register.service.ts';
 import * as repo from './deposit.repo.ts';
@@ -128,6 +128,8 @@ export function createDepositService(deps: DepositDeps) {
     const unit = await reg.findUnit(db.kysely, bill.unit_id);
     assert(unit, 'a bill has its unit');
     requireUnit(principal, unit);
+    // Only the house's owner (their own units) and the fund center start a payment; property companies and committees read.
+    if (principal.role !== 'owner' && principal.role !== 'center') throw forbidden('只有业主本人或维修资金中心可以发起缴款 / only the owner or the fund center may start a payment');
     if (bill.state === 'paid') throw depositErrors.billPaid(billId);
     if (bill.state === 'cancelled') throw depositErrors.billCancelled(billId);
     const batchId = await openBatchOf(db.kysely, bill);

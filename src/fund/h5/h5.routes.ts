@@ -1,6 +1,8 @@
 // The owners' mobile pages (H5, Chinese first, server-rendered, no framework): search
 // the house by address or certificate number, prove it (certificate number + owner
-// name → a 30-minute owner token in an HttpOnly cookie), see the household account and
+// name, then the SMS code sent to that owner's phone on record → a 30-minute owner
+// session for that one house in an HttpOnly cookie; failures lock out per house and per
+// IP), see the household account and
 // the bills, pay through the payment center's cashier, download the receipt PDF, and
 // verify any receipt by number, amount and check code.
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
@@ -9,7 +11,10 @@ import { AppError } from '../../platform/errors.ts';
 import { fenToYuan, parseFen } from '../../platform/money.ts';
 import { escapeHtml, mobilePage } from '../../platform/html.ts';
 import { cstDateTime } from '../../platform/time.ts';
-import { canSeeUnit, issueToken, principalFromToken, type FundGuardDeps, type Principal } from '../access.ts';
+import { canSeeUnit, principalFromToken, type FundGuardDeps, type Principal } from '../access.ts';
+import { OWNER_SESSION_S, type OwnerSignin } from '../proof/signin.ts';
+import { LockedError } from '../proof/limiter.ts';
+import { redactUrl } from './redact.ts';
 import * as reg from '../register/register.repo.ts';
 import * as dep from '../deposit/deposit.repo.ts';
 import { formatAreaM2, maskName } from '../register/model.ts';
@@ -17,9 +22,7 @@ import type { DepositService } from '../deposit/deposit.service.ts';
 import type { ReceiptService } from '../receipt/receipt.service.ts';
 
 const COOKIE = 'custos_fund';
-const OWNER_TOKEN_S = 1800;
 const SEARCH_MAX = 20;
-const OWNER_UNITS_MAX = 20;
 
 const STATE_TEXT: Record<string, string> = { unpaid: '待缴 / unpaid', paid: '已缴 / paid', cancelled: '已作废 / cancelled' };
 const KIND_TEXT: Record<string, string> = { first_deposit: '首期交存 / first deposit', top_up: '续筹 / top-up' };
@@ -31,7 +34,7 @@ const STYLE = '.card{border:1px solid #e5e5e5;border-radius:10px;padding:14px;ma
 
 const page = (title: string, body: string) => mobilePage(escapeHtml(title), `<p class="sub">住宅专项维修资金 · Maintenance fund</p>${body}`, STYLE);
 
-export function h5Routes(deps: { db: Database; guardDeps: FundGuardDeps; deposits: DepositService; receipts: ReceiptService }) {
+export function h5Routes(deps: { db: Database; guardDeps: FundGuardDeps; deposits: DepositService; receipts: ReceiptService; signin: OwnerSignin }) {
   const q = deps.db.kysely;
 
   const cookieToken = (request: FastifyRequest): string | undefined => {
@@ -99,20 +102,41 @@ export function h5Routes(deps: { db: Database; guardDeps: FundGuardDeps; deposit
           <p><a href="/h5/fund">查询其他房屋 / another house</a></p>`);
       });
 
+      const refused = (reply: FastifyReply, error: unknown, unit: reg.UnitView | null, form: (unit: reg.UnitView, message: string) => string) => {
+        if (!(error instanceof AppError)) throw error;
+        if (error instanceof LockedError) reply.header('retry-after', String(error.retryAfterS));
+        if (!unit) return html(reply, error.status, '验证失败', `<p class="err">${escapeHtml(error.message)}</p><p><a href="/h5/fund">返回 / back</a></p>`);
+        return html(reply, error.status, '验证失败', form(unit, error.message));
+      };
+
+      // Step 1: the register's proof (certificate number + owner name) → an SMS code to that owner's phone on record.
       scope.post('/h5/fund/login', { schema: { hide: true } }, async (request, reply) => {
         const body = (request.body ?? {}) as Record<string, string>;
         const unitId = String(body.unitId ?? '');
         const unit = /^[A-Za-z0-9_]{1,64}$/.test(unitId) ? await reg.findUnit(q, unitId) : null;
         if (!unit) return html(reply, 404, '房屋不存在', '<p class="err">房屋不存在 / no such house</p>');
-        const certNo = String(body.certNo ?? '').trim();
-        const ownerName = String(body.ownerName ?? '').trim();
-        const matches = unit.cert_no !== null && certNo === unit.cert_no && unit.owners.some((o) => o.name === ownerName);
-        if (!matches) return html(reply, 403, '验证失败', loginForm(unit, '产权证号或业主姓名不符 / the certificate number or owner name does not match'));
-        const previous = await ownerOf(request);
-        const unitIds = [...new Set([...(previous?.role === 'owner' ? previous.unitIds ?? [] : []), unit.id])].slice(-OWNER_UNITS_MAX);
-        const token = await issueToken(deps.db, { role: 'owner', subject: `owner:${maskName(ownerName)}:${unit.id}`, estateIds: null, unitIds, expiresAt: new Date(Date.now() + OWNER_TOKEN_S * 1000) });
-        reply.header('set-cookie', `${COOKIE}=${encodeURIComponent(token)}; Path=/h5/fund; HttpOnly; SameSite=Lax; Max-Age=${OWNER_TOKEN_S}`);
-        return reply.redirect(`/h5/fund/units/${unit.id}`, 303);
+        try {
+          const sent = await deps.signin.start({ unitId: unit.id, certNo: String(body.certNo ?? '').trim().slice(0, 100), ownerName: String(body.ownerName ?? '').trim().slice(0, 50), ip: request.ip });
+          return html(reply, 200, '短信验证', smsForm(unit, sent.challengeId, sent.phoneMasked, ''));
+        } catch (error) {
+          return refused(reply, error, unit, loginForm);
+        }
+      });
+
+      // Step 2: the SMS code → a session for this one house (a new sign-in replaces the cookie; it never collects houses).
+      scope.post('/h5/fund/login/sms', { schema: { hide: true } }, async (request, reply) => {
+        const body = (request.body ?? {}) as Record<string, string>;
+        const unitId = String(body.unitId ?? '');
+        const unit = /^[A-Za-z0-9_]{1,64}$/.test(unitId) ? await reg.findUnit(q, unitId) : null;
+        if (!unit) return html(reply, 404, '房屋不存在', '<p class="err">房屋不存在 / no such house</p>');
+        const challengeId = String(body.challengeId ?? '').slice(0, 64);
+        try {
+          const session = await deps.signin.finish({ unitId: unit.id, challengeId, code: String(body.smsCode ?? '').slice(0, 16), ip: request.ip });
+          reply.header('set-cookie', `${COOKIE}=${encodeURIComponent(session.token)}; Path=/h5/fund; HttpOnly; SameSite=Lax; Max-Age=${OWNER_SESSION_S}`);
+          return reply.redirect(`/h5/fund/units/${unit.id}`, 303);
+        } catch (error) {
+          return refused(reply, error, unit, (u, message) => (error instanceof AppError && error.code === 'FUND_SMS_CODE_INVALID' ? smsForm(u, challengeId, '', message) : loginForm(u, message)));
+        }
       });
 
       scope.post('/h5/fund/bills/:id/pay', { schema: { hide: true } }, async (request, reply) => {
@@ -128,7 +152,7 @@ export function h5Routes(deps: { db: Database; guardDeps: FundGuardDeps; deposit
         }
       });
 
-      scope.get('/h5/fund/receipts/:no/pdf', { schema: { hide: true } }, async (request, reply) => {
+      scope.get('/h5/fund/receipts/:no/pdf', { schema: { hide: true }, logSerializers: { req: redactUrl } }, async (request, reply) => {
         const { no } = request.params as { no: string };
         try {
           const pdf = await deps.receipts.pdf(no, String((request.query as { code?: string }).code ?? ''));
@@ -139,7 +163,7 @@ export function h5Routes(deps: { db: Database; guardDeps: FundGuardDeps; deposit
         }
       });
 
-      scope.get('/h5/fund/verify', { schema: { hide: true } }, async (request, reply) => {
+      scope.get('/h5/fund/verify', { schema: { hide: true }, logSerializers: { req: redactUrl } }, async (request, reply) => {
         const query = request.query as { no?: string; amount?: string; code?: string };
         const form = `<form method="get" action="/h5/fund/verify">
           <input name="no" placeholder="票据号 / receipt number" value="${escapeHtml(query.no ?? '')}" maxlength="20">
@@ -176,4 +200,18 @@ function loginForm(unit: reg.UnitView, error: string): string {
       <button>验证并查看 / Sign in</button>
     </form>
     <p class="muted">开发企业未售房屋由开发企业批量缴纳 / unsold units are paid by the developer</p>`;
+}
+
+function smsForm(unit: reg.UnitView, challengeId: string, phoneMasked: string, error: string): string {
+  return `<h2>短信验证 / SMS code</h2>
+    <p>${escapeHtml(unit.estate_name)} ${escapeHtml(unit.building_name)}幢${escapeHtml(unit.stair)}单元${escapeHtml(unit.room_no)}</p>
+    ${phoneMasked ? `<p>验证码已发送至登记手机 ${escapeHtml(phoneMasked)} / a code was sent to the phone on record</p>` : ''}
+    ${error ? `<p class="err">${escapeHtml(error)}</p>` : ''}
+    <form method="post" action="/h5/fund/login/sms">
+      <input type="hidden" name="unitId" value="${escapeHtml(unit.id)}">
+      <input type="hidden" name="challengeId" value="${escapeHtml(challengeId)}">
+      <input name="smsCode" placeholder="6 位短信验证码 / 6-digit code" inputmode="numeric" maxlength="6" required autocomplete="one-time-code">
+      <button>登录 / Sign in</button>
+    </form>
+    <p class="muted"><a href="/h5/fund/units/${escapeHtml(unit.id)}">重新获取 / send a new code</a></p>`;
 }

@@ -6,7 +6,7 @@ import { createHmac, timingSafeEqual } from 'node:crypto';
 import { fenToYuan } from '../../platform/money.ts';
 import { cstDateTime } from '../../platform/time.ts';
 import { writePdf, type PdfText, type PdfRule } from './pdf.ts';
-import { formatAreaM2, maskName, type Owner } from '../register/model.ts';
+import { formatAreaM2, maskName } from '../register/model.ts';
 
 export const RECEIPT_NO_PATTERN = /^WX\d{4}\d{8}$/;
 
@@ -36,7 +36,7 @@ const KIND_TEXT = { first_deposit: '首期交存 / first deposit', top_up: '续�
 const VIA_TEXT: Record<string, string> = { payment: '线上支付 / online', batch: '开发企业批量缴款 / developer batch', counter: '银行柜台或转账 / bank counter or transfer' };
 
 export interface ReceiptView extends ReceiptFacts {
-  code: string; estateName: string; address: string; place: string; areaM2e2: bigint; owners: Owner[]; verifyUrl: string;
+  code: string; estateName: string; address: string; place: string; areaM2e2: bigint; owners: Array<{ name: string }>; verifyUrl: string;
 }
 
 /** The receipt as a one-page PDF. */

@@ -51,3 +51,10 @@ export function maskName(name: string): string {
   const chars = [...name];
   return chars.length <= 1 ? '*' : chars[0] + '*'.repeat(chars.length - 1);
 }
+
+/** For property companies and committees: 张三 → 张*, 张小三 → 张*三, 欧阳娜娜 → 欧**娜 (the public pages keep only the surname). */
+export function maskNameStaff(name: string): string {
+  const chars = [...name];
+  if (chars.length <= 2) return maskName(name);
+  return chars[0] + '*'.repeat(chars.length - 2) + chars[chars.length - 1];
+}

@@ -7,6 +7,7 @@ type Q = Kdb | Tx;
 export interface PrincipalRow {
   token_hash: string; role: 'property' | 'committee' | 'owner'; subject: string;
   estate_ids: string[] | null; unit_ids: string[] | null; expires_at: Date | null; revoked: boolean; created_at: Date;
+  proof: 'sms' | null; session_id: string | null;
 }
 
 export async function findPrincipal(q: Q, tokenHash: string): Promise<PrincipalRow | null> {
@@ -14,10 +15,10 @@ export async function findPrincipal(q: Q, tokenHash: string): Promise<PrincipalR
   return r.rows[0] ?? null;
 }
 
-export async function insertPrincipal(q: Q, p: { tokenHash: string; role: string; subject: string; estateIds: string[] | null; unitIds: string[] | null; expiresAt: Date | null }): Promise<void> {
-  await sql`INSERT INTO fund_principals (token_hash, role, subject, estate_ids, unit_ids, expires_at)
+export async function insertPrincipal(q: Q, p: { tokenHash: string; role: string; subject: string; estateIds: string[] | null; unitIds: string[] | null; expiresAt: Date | null; proof: 'sms' | null; sessionId: string | null }): Promise<void> {
+  await sql`INSERT INTO fund_principals (token_hash, role, subject, estate_ids, unit_ids, expires_at, proof, session_id)
     VALUES (${p.tokenHash}, ${p.role}, ${p.subject}, ${p.estateIds === null ? null : JSON.stringify(p.estateIds)}::jsonb,
-            ${p.unitIds === null ? null : JSON.stringify(p.unitIds)}::jsonb, ${p.expiresAt})`.execute(q);
+            ${p.unitIds === null ? null : JSON.stringify(p.unitIds)}::jsonb, ${p.expiresAt}, ${p.proof}, ${p.sessionId})`.execute(q);
 }
 
 export async function revokePrincipal(q: Q, tokenHash: string): Promise<boolean> {

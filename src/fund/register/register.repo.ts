@@ -1,6 +1,6 @@
 // All SQL of the property register and the per-city fund configuration.
 import { sql, type Kdb, type Tx } from '../../platform/db.ts';
-import type { Owner } from './model.ts';
+import type { StoredOwner } from './pii.ts';
 
 type Q = Kdb | Tx;
 
@@ -8,7 +8,7 @@ export interface EstateRow { id: string; city: string; name: string; address: st
 export interface BuildingRow { id: string; estate_id: string; name: string; building_type: string; floors: number }
 export interface UnitRow {
   id: string; estate_id: string; building_id: string; stair: string; room_no: string; area_m2e2: bigint; use: string;
-  price_fen: bigint | null; cert_no: string | null; owners: Owner[]; sold: boolean; version: number; created_at: Date;
+  price_fen: bigint | null; cert_no: string | null; owners: StoredOwner[]; sold: boolean; version: number; created_at: Date;
 }
 /** A unit with its building and estate, for pages and bills. */
 export interface UnitView extends UnitRow { building_name: string; building_type: string; estate_name: string; address: string; city: string }
@@ -129,14 +129,14 @@ export async function updateUnit(q: Q, id: string, version: number, fields: Part
   return Number(r.numAffectedRows ?? 0) === 1;
 }
 
-export async function insertOwnershipTransfer(q: Q, t: { unitId: string; oldOwners: Owner[]; newOwners: Owner[]; oldCertNo: string | null; newCertNo: string | null; operator: string }): Promise<bigint> {
+export async function insertOwnershipTransfer(q: Q, t: { unitId: string; oldOwners: StoredOwner[]; newOwners: StoredOwner[]; oldCertNo: string | null; newCertNo: string | null; operator: string }): Promise<bigint> {
   const r = await sql<{ id: bigint }>`INSERT INTO fund_ownership_transfers (unit_id, old_owners, new_owners, old_cert_no, new_cert_no, operator)
     VALUES (${t.unitId}, ${json(t.oldOwners)}::jsonb, ${json(t.newOwners)}::jsonb, ${t.oldCertNo}, ${t.newCertNo}, ${t.operator}) RETURNING id`.execute(q);
   return r.rows[0].id;
 }
 
 export async function listOwnershipTransfers(q: Q, unitId: string, limit: number) {
-  return (await sql<{ id: bigint; unit_id: string; old_owners: Owner[]; new_owners: Owner[]; old_cert_no: string | null; new_cert_no: string | null; operator: string; created_at: Date }>`
+  return (await sql<{ id: bigint; unit_id: string; old_owners: StoredOwner[]; new_owners: StoredOwner[]; old_cert_no: string | null; new_cert_no: string | null; operator: string; created_at: Date }>`
     SELECT * FROM fund_ownership_transfers WHERE unit_id = ${unitId} ORDER BY id LIMIT ${limit}`.execute(q)).rows;
 }
 
@@ -144,6 +144,33 @@ export async function countRegister(q: Q): Promise<{ estates: bigint; buildings:
   return (await sql<{ estates: bigint; buildings: bigint; units: bigint }>`SELECT
     (SELECT count(*) FROM register_estates)::int8 AS estates, (SELECT count(*) FROM register_buildings)::int8 AS buildings,
     (SELECT count(*) FROM register_units)::int8 AS units`.execute(q)).rows[0];
+}
+
+/** Units whose owners include one with this keyed hash of an id number or phone (center lookups). */
+export async function findUnitsByOwnerHash(q: Q, kind: 'idNo' | 'phone', hash: string, limit: number): Promise<UnitView[]> {
+  const probe = JSON.stringify([{ [kind === 'idNo' ? 'idNoHash' : 'phoneHash']: hash }]);
+  return (await sql<UnitView>`${UNIT_VIEW} WHERE u.owners @> ${probe}::jsonb ORDER BY u.id LIMIT ${limit}`.execute(q)).rows;
+}
+
+/** Units (after afterId) whose owners still hold a clear id number or phone (before 0010). */
+export async function unitsWithClearOwners(q: Q, afterId: string, limit: number): Promise<Array<{ id: string; owners: StoredOwner[] }>> {
+  return (await sql<{ id: string; owners: StoredOwner[] }>`SELECT id, owners FROM register_units
+    WHERE id > ${afterId} AND EXISTS (SELECT 1 FROM jsonb_array_elements(owners) o WHERE o ? 'idNo' OR o ? 'phone')
+    ORDER BY id LIMIT ${limit}`.execute(q)).rows;
+}
+
+export async function setUnitOwners(q: Q, id: string, owners: StoredOwner[]): Promise<void> {
+  await sql`UPDATE register_units SET owners = ${json(owners)}::jsonb WHERE id = ${id}`.execute(q);
+}
+
+export async function transfersWithClearOwners(q: Q, afterId: bigint, limit: number): Promise<Array<{ id: bigint; old_owners: StoredOwner[]; new_owners: StoredOwner[] }>> {
+  return (await sql<{ id: bigint; old_owners: StoredOwner[]; new_owners: StoredOwner[] }>`SELECT id, old_owners, new_owners FROM fund_ownership_transfers
+    WHERE id > ${afterId.toString()}::int8 AND EXISTS (SELECT 1 FROM jsonb_array_elements(old_owners || new_owners) o WHERE o ? 'idNo' OR o ? 'phone')
+    ORDER BY id LIMIT ${limit}`.execute(q)).rows;
+}
+
+export async function setTransferOwners(q: Q, id: bigint, oldOwners: StoredOwner[], newOwners: StoredOwner[]): Promise<void> {
+  await sql`UPDATE fund_ownership_transfers SET old_owners = ${json(oldOwners)}::jsonb, new_owners = ${json(newOwners)}::jsonb WHERE id = ${id.toString()}::int8`.execute(q);
 }
 
 // --- per-city configuration ----------------------------------------------------------

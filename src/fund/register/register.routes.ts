@@ -7,7 +7,8 @@ import { canSeeEstate, canSeeUnit, issueToken, requireCenter, requireEstate, req
 import { fenParam, idParam, security, textParam, toJson } from '../http.ts';
 import * as repo from './register.repo.ts';
 import * as dep from '../deposit/deposit.repo.ts';
-import { isUnitUse, parseAreaM2e2, type Owner } from './model.ts';
+import { isUnitUse, maskNameStaff, parseAreaM2e2, type Owner } from './model.ts';
+import type { Pii } from './pii.ts';
 import type { RegisterService } from './register.service.ts';
 import type { DepositService } from '../deposit/deposit.service.ts';
 
@@ -26,17 +27,24 @@ export function parseOwners(value: unknown): Owner[] {
   });
 }
 
-export function unitJson(u: repo.UnitView, principal: Principal) {
-  // Owners' id numbers and phones are for the center only.
-  const owners = principal.role === 'center' ? u.owners : u.owners.map((o) => ({ name: o.name, idNo: null, phone: null }));
+/**
+ * What each role sees of a unit: the center everything (id numbers and phones opened);
+ * the unit's own owner the full names and the certificate; property companies and
+ * committees masked names (张*三) and no certificate number — those are the proof the
+ * owner sign-in asks for.
+ */
+export function unitJson(u: repo.UnitView, principal: Principal, pii: Pii) {
+  const center = principal.role === 'center';
+  const ownerOfUnit = principal.role === 'owner';
+  const owners = center ? u.owners.map((o) => pii.open(o)) : u.owners.map((o) => ({ name: ownerOfUnit ? o.name : maskNameStaff(o.name), idNo: null, phone: null }));
   return toJson({
     id: u.id, estateId: u.estate_id, buildingId: u.building_id, estateName: u.estate_name, address: u.address, city: u.city,
     building: u.building_name, buildingType: u.building_type, stair: u.stair, roomNo: u.room_no, areaM2e2: u.area_m2e2, use: u.use,
-    priceFen: u.price_fen, certNo: u.cert_no, owners, sold: u.sold, version: u.version,
+    priceFen: u.price_fen, certNo: center || ownerOfUnit ? u.cert_no : null, owners, sold: u.sold, version: u.version,
   });
 }
 
-export function registerRoutes(deps: { db: Database; register: RegisterService; deposits: DepositService; guard: (r: FastifyRequest) => Promise<Principal> }) {
+export function registerRoutes(deps: { db: Database; pii: Pii; register: RegisterService; deposits: DepositService; guard: (r: FastifyRequest) => Promise<Principal> }) {
   const { register, guard } = deps;
   return async (app: FastifyInstance) => {
     app.put('/v1/fund/cities/:city', { schema: { tags, security, summary: '城市维修资金参数（续筹阈值）/ a city\'s fund configuration (top-up threshold, basis points)' } }, async (request) => {
@@ -118,11 +126,18 @@ export function registerRoutes(deps: { db: Database; register: RegisterService; 
 
     app.get('/v1/fund/units', { schema: { tags, security, summary: '房屋列表（按权限）/ units you may see' } }, async (request) => {
       const p = await guard(request);
-      const query = request.query as { estateId?: string; buildingId?: string; after?: string; limit?: string };
+      const query = request.query as { estateId?: string; buildingId?: string; after?: string; limit?: string; ownerIdNo?: string; ownerPhone?: string };
+      if (query.ownerIdNo !== undefined || query.ownerPhone !== undefined) {
+        requireCenter(p);
+        const kind = query.ownerIdNo !== undefined ? 'idNo' : 'phone';
+        const value = String(query.ownerIdNo ?? query.ownerPhone);
+        if (kind === 'idNo' ? !/^\d{17}[\dXx]$/.test(value) : !/^1\d{10}$/.test(value)) throw badRequest('FUND_PARAM_INVALID', kind === 'idNo' ? 'ownerIdNo 须为 18 位身份证号 / ownerIdNo must be an 18-character id number' : 'ownerPhone 须为 11 位手机号 / ownerPhone must be an 11-digit mobile number');
+        return { units: (await register.findByOwner(kind, value, 100)).map((u) => unitJson(u, p, deps.pii)) };
+      }
       if (query.estateId !== undefined && !canSeeEstate(p, query.estateId) && p.role !== 'owner') throw forbidden();
       if (p.role !== 'center' && p.role !== 'owner' && query.estateId === undefined) throw badRequest('FUND_PARAM_INVALID', '请指定 estateId / give estateId');
       const units = await register.listUnits({ estateId: query.estateId, buildingId: query.buildingId, unitIds: p.role === 'owner' ? (p.unitIds ?? []) : undefined }, Number(query.limit ?? 500) || 500, query.after);
-      return { units: units.filter((u) => canSeeUnit(p, u)).map((u) => unitJson(u, p)) };
+      return { units: units.filter((u) => canSeeUnit(p, u)).map((u) => unitJson(u, p, deps.pii)) };
     });
 
     app.get('/v1/fund/units/:id', { schema: { tags, security, summary: '房屋、分户账余额与缴款通知书 / a unit, its household account and bills' } }, async (request) => {
@@ -131,7 +146,7 @@ export function registerRoutes(deps: { db: Database; register: RegisterService; 
       const unit = await register.getUnit(idParam(id, 'id'));
       requireUnit(p, unit);
       const [balance] = await deps.deposits.balances({ unitIds: [unit.id] }, 1);
-      return { ...unitJson(unit, p), balances: toJson(balance) };
+      return { ...unitJson(unit, p, deps.pii), balances: toJson(balance) };
     });
 
     app.patch('/v1/fund/units/:id', { schema: { tags, security, summary: '修改房屋登记（需带 version）/ edit a unit (send its version)' } }, async (request) => {
@@ -156,7 +171,7 @@ export function registerRoutes(deps: { db: Database; register: RegisterService; 
         fields.sold = body.sold;
       }
       if (body.owners !== undefined || body.certNo !== undefined) throw badRequest('FUND_PARAM_INVALID', '业主和产权证号的变更请用过户接口 / change owners through POST /v1/fund/units/:id/ownership-transfers');
-      return unitJson(await register.editUnit(idParam(id, 'id'), body.version as number, fields, p.subject), p);
+      return unitJson(await register.editUnit(idParam(id, 'id'), body.version as number, fields, p.subject), p, deps.pii);
     });
 
     app.post('/v1/fund/units/:id/ownership-transfers', { schema: { tags, security, summary: '过户：变更业主，不动资金 / ownership transfer: owners change, no money moves' } }, async (request) => {
@@ -167,14 +182,15 @@ export function registerRoutes(deps: { db: Database; register: RegisterService; 
       if (!Number.isInteger(body.version)) throw badRequest('FUND_PARAM_INVALID', 'version 必填 / version is required');
       const newCertNo = body.newCertNo === undefined || body.newCertNo === null ? null : textParam(body.newCertNo, 'newCertNo', 100);
       const unit = await register.transferOwnership(idParam(id, 'id'), { version: body.version as number, newOwners: parseOwners(body.newOwners), newCertNo }, p.subject);
-      return unitJson(unit, p);
+      return unitJson(unit, p, deps.pii);
     });
 
     app.get('/v1/fund/units/:id/ownership-transfers', { schema: { tags, security, summary: '过户记录 / ownership transfers of a unit' } }, async (request) => {
       const p = await guard(request);
       requireCenter(p);
       const { id } = request.params as { id: string };
-      return { transfers: toJson(await repo.listOwnershipTransfers(deps.db.kysely, idParam(id, 'id'), 200)) };
+      const rows = await repo.listOwnershipTransfers(deps.db.kysely, idParam(id, 'id'), 200);
+      return { transfers: toJson(rows.map((t) => ({ ...t, old_owners: t.old_owners.map((o) => deps.pii.open(o)), new_owners: t.new_owners.map((o) => deps.pii.open(o)) }))) };
     });
 
     app.post('/v1/fund/principals', { schema: { tags, security, summary: '签发令牌：物业公司、业委会、业主 / issue a token to a property company, owners\' committee or owner' } }, async (request, reply) => {

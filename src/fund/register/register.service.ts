@@ -9,6 +9,7 @@ import { isRate } from '../../platform/money.ts';
 import * as repo from './register.repo.ts';
 import { IMPORT_COLUMNS, readTable, validateTable, type ImportRow, type Rejection } from './import.ts';
 import { isBuildingType, isUnitUse, type Owner } from './model.ts';
+import { sealLegacy, type Pii } from './pii.ts';
 
 export const newId = (prefix: string) => `${prefix}_${randomBytes(8).toString('hex')}`;
 
@@ -33,8 +34,8 @@ export function importRejected(rejected: Rejection[], rejectedCount: number, row
 
 export type RegisterService = ReturnType<typeof createRegisterService>;
 
-export function createRegisterService(deps: { db: Database }) {
-  const { db } = deps;
+export function createRegisterService(deps: { db: Database; pii: Pii }) {
+  const { db, pii } = deps;
 
   async function requireCity(q: Tx | Database['kysely'], city: string) {
     if (!CITY_PATTERN.test(city)) throw badRequest('FUND_CITY_INVALID', '城市代码须为 1–32 位字母数字 / city code must be 1–32 letters, digits, _ or -');
@@ -99,7 +100,7 @@ export function createRegisterService(deps: { db: Database }) {
         }
         unitRows.push({
           id: newId('u'), estate_id: estateId, building_id: b.id, stair: r.stair, room_no: r.roomNo, area_m2e2: r.areaM2e2, use: r.use,
-          price_fen: r.priceFen, cert_no: r.certNo, owners: r.owners, sold: r.sold,
+          price_fen: r.priceFen, cert_no: r.certNo, owners: pii.seal(r.owners), sold: r.sold,
         });
       }
       const rowOf = new Map(unitRows.map((u, i) => [`${u.building_id}\u0000${u.stair}\u0000${u.room_no}`, rows[i].row]));
@@ -176,8 +177,9 @@ export function createRegisterService(deps: { db: Database }) {
       if (input.newCertNo !== null && input.newCertNo !== unit.cert_no && (await repo.findCertsTaken(tx, [input.newCertNo])).length > 0) {
         throw new AppError('FUND_CERT_TAKEN', 409, '产权证号已被其他房屋使用 / the certificate number belongs to another unit');
       }
-      if (!(await repo.updateUnit(tx, id, input.version, { owners: input.newOwners, cert_no: input.newCertNo, sold: true }))) throw fundErrors.versionConflict(id);
-      const transferId = await repo.insertOwnershipTransfer(tx, { unitId: id, oldOwners: unit.owners, newOwners: input.newOwners, oldCertNo: unit.cert_no, newCertNo: input.newCertNo, operator: actor });
+      const newOwners = pii.seal(input.newOwners);
+      if (!(await repo.updateUnit(tx, id, input.version, { owners: newOwners, cert_no: input.newCertNo, sold: true }))) throw fundErrors.versionConflict(id);
+      const transferId = await repo.insertOwnershipTransfer(tx, { unitId: id, oldOwners: sealLegacy(pii, unit.owners) ?? unit.owners, newOwners, oldCertNo: unit.cert_no, newCertNo: input.newCertNo, operator: actor });
       await repo.audit(tx, actor, 'unit.ownership_transfer', `unit:${id}`, { transferId: transferId.toString(), oldCertNo: unit.cert_no, newCertNo: input.newCertNo });
       return (await repo.findUnit(tx, id)) as repo.UnitView;
     });
@@ -215,7 +217,38 @@ export function createRegisterService(deps: { db: Database }) {
     return repo.listUnits(db.kysely, f, Math.min(Math.max(limit, 1), LIST_LIMIT_MAX), afterId);
   }
 
-  return { importFile, importRows, addUnits, getUnit, getEstate, getBuilding, editUnit, editEstate, transferOwnership, setCity, setStandard, listUnits, requireCity };
+  /** Seals id numbers and phones still held in clear (rows from before 0010); bounded batches, safe to rerun. Returns rows rewritten. */
+  async function sealLegacyOwners(batchSize = 500, maxBatches = 10_000): Promise<number> {
+    let rewritten = 0;
+    let afterUnit = '';
+    for (let i = 0; i < maxBatches; i += 1) {
+      const rows = await repo.unitsWithClearOwners(db.kysely, afterUnit, batchSize);
+      if (rows.length === 0) break;
+      await transact(db, async (tx) => {
+        for (const r of rows) await repo.setUnitOwners(tx, r.id, sealLegacy(pii, r.owners) ?? r.owners);
+      });
+      rewritten += rows.length;
+      afterUnit = rows[rows.length - 1].id;
+    }
+    let afterTransfer = 0n;
+    for (let i = 0; i < maxBatches; i += 1) {
+      const rows = await repo.transfersWithClearOwners(db.kysely, afterTransfer, batchSize);
+      if (rows.length === 0) break;
+      await transact(db, async (tx) => {
+        for (const r of rows) await repo.setTransferOwners(tx, r.id, sealLegacy(pii, r.old_owners) ?? r.old_owners, sealLegacy(pii, r.new_owners) ?? r.new_owners);
+      });
+      rewritten += rows.length;
+      afterTransfer = BigInt(rows[rows.length - 1].id);
+    }
+    return rewritten;
+  }
+
+  /** The center's lookup by an owner's id number or phone (through the keyed hash; nothing is decrypted to search). */
+  async function findByOwner(kind: 'idNo' | 'phone', value: string, limit: number) {
+    return repo.findUnitsByOwnerHash(db.kysely, kind, pii.hash(kind, value), Math.min(Math.max(limit, 1), LIST_LIMIT_MAX));
+  }
+
+  return { sealLegacyOwners, findByOwner, importFile, importRows, addUnits, getUnit, getEstate, getBuilding, editUnit, editEstate, transferOwnership, setCity, setStandard, listUnits, requireCity };
 }
 
 function pick(row: object, keys: string[]): Record<string, unknown> {

@@ -16,7 +16,7 @@ export interface ApplicationRow {
   vote_result: Record<string, unknown> | null; version: number; created_at: Date; updated_at: Date;
 }
 export interface ApplicationUnitRow { application_id: string; unit_id: string; area_m2e2: bigint; share_fen: bigint; owners: number; principal_fen: bigint; interest_fen: bigint }
-export interface VoteRow { application_id: string; unit_id: string; choice: 'agree' | 'disagree' | 'abstain'; voter_role: string; voter: string; updated_at: Date }
+export interface VoteRow { application_id: string; unit_id: string; choice: 'agree' | 'disagree' | 'abstain'; voter_role: string; voter: string; proof: 'sms' | 'voting_code' | null; session_id: string | null; updated_at: Date }
 export interface ActionRow {
   id: bigint; application_id: string; request_key: string | null; action: string; actor: string; actor_role: string; comment: string;
   from_state: string; to_state: string; created_at: Date;
@@ -129,15 +129,14 @@ export async function setUnitHolds(tx: Tx, applicationId: string, holds: Array<{
 
 // --- votes -------------------------------------------------------------------------------
 
-/** Records or changes a unit's vote; returns false when nothing changed (same choice). */
-export async function upsertVote(tx: Tx, v: { applicationId: string; unitId: string; choice: string; voterRole: string; voter: string }): Promise<boolean> {
-  const r = await sql`
-    INSERT INTO fund_votes (application_id, unit_id, choice, voter_role, voter)
-    VALUES (${v.applicationId}, ${v.unitId}, ${v.choice}, ${v.voterRole}, ${v.voter})
+/** Records or changes a unit's vote with who voted and how they were proven (the caller holds the application's lock). */
+export async function upsertVote(tx: Tx, v: { applicationId: string; unitId: string; choice: string; voterRole: string; voter: string; proof: string | null; sessionId: string | null }): Promise<void> {
+  await sql`
+    INSERT INTO fund_votes (application_id, unit_id, choice, voter_role, voter, proof, session_id)
+    VALUES (${v.applicationId}, ${v.unitId}, ${v.choice}, ${v.voterRole}, ${v.voter}, ${v.proof}, ${v.sessionId})
     ON CONFLICT (application_id, unit_id) DO UPDATE
-      SET choice = EXCLUDED.choice, voter_role = EXCLUDED.voter_role, voter = EXCLUDED.voter, updated_at = now()
-      WHERE fund_votes.choice <> EXCLUDED.choice`.execute(tx);
-  return Number(r.numAffectedRows ?? 0n) === 1;
+      SET choice = EXCLUDED.choice, voter_role = EXCLUDED.voter_role, voter = EXCLUDED.voter, proof = EXCLUDED.proof,
+          session_id = EXCLUDED.session_id, updated_at = now()`.execute(tx);
 }
 
 export async function listVotes(q: Q, applicationId: string): Promise<VoteRow[]> {

@@ -69,7 +69,7 @@ export function fundUseRoutes(deps: FundUseRouteDeps) {
       return {
         application: applicationView(use, d.application),
         units: json(d.units.map((u) => ({ unitId: u.unit_id, areaM2e2: u.area_m2e2, shareFen: u.share_fen, heldPrincipalFen: u.principal_fen, heldInterestFen: u.interest_fen }))),
-        votes: json(d.votes.map((v) => ({ unitId: v.unit_id, choice: v.choice, voterRole: v.voter_role, voter: v.voter, updatedAt: v.updated_at }))),
+        votes: json(d.votes.map((v) => ({ unitId: v.unit_id, choice: v.choice, voterRole: v.voter_role, voter: v.voter, proof: v.proof, sessionId: v.session_id, updatedAt: v.updated_at }))),
         tally: d.tally ? json(d.tally) : null,
         actions: json(d.actions.map((x) => ({ action: x.action, actor: x.actor, role: x.actor_role, comment: x.comment, from: x.from_state, to: x.to_state, at: x.created_at }))),
         payout: d.payout ? json({ id: d.payout.id, amountFen: d.payout.amount_fen, status: d.payout.status, bankSerialNo: d.payout.bank_serial_no, message: d.payout.message, createdAt: d.payout.created_at, settledAt: d.payout.settled_at }) : null,
@@ -79,8 +79,11 @@ export function fundUseRoutes(deps: FundUseRouteDeps) {
       const r = await use.preview(await guard(request), id(request));
       return json({ applicationId: r.application.id, drawRule: r.drawRule, ...r.preview, shortCount: r.preview.short.length });
     });
-    app.post('/v1/fund/applications/:id/votes', { schema: { tags, security, summary: '业主表决 / record or change a unit\'s vote (agree | disagree | abstain)' } }, async (request) => {
+    app.post('/v1/fund/applications/:id/votes', { schema: { tags, security, summary: '业主表决（需业主证明：短信验证登录或表决码 votingCode）/ record or change a unit\'s vote; needs an SMS-proven owner session or the unit\'s votingCode' } }, async (request) => {
       return json(await use.vote(await guard(request), id(request), request.body));
+    });
+    app.post('/v1/fund/applications/:id/voting-codes', { schema: { tags, security, summary: '发放表决码（每户一码，仅显示一次，供打印或邮寄）/ issue voting codes, one per unit, shown once (center only)' } }, async (request, reply) => {
+      return reply.status(201).send(json(await use.issueVotingCodes(await guard(request), id(request), request.body)));
     });
     app.post('/v1/fund/applications/:id/vote/close', { schema: { tags, security, summary: '结束表决并计票 / close the vote (Civil Code Art. 278)' } }, async (request) => {
       return applicationView(use, await use.closeVote(await guard(request), id(request), request.body));

@@ -26,6 +26,11 @@ import {
   type ChainAction, type ChainNode, type ChainState, type DrawRule, type Tally,
 } from '../calc/index.ts';
 import * as repo from './use.repo.ts';
+import * as reg from '../register/register.repo.ts';
+import * as proofRepo from '../proof/proof.repo.ts';
+import type { Pii } from '../register/pii.ts';
+import type { Clock } from '../../platform/clock.ts';
+import { VOTING_CODE_TTL_S, consumeVotingCode, newVotingCode, votingCodeErrors, votingCodeHash } from '../proof/voting-codes.ts';
 import { asBody, calc, fen, oneOf, requestKey, str, useErrors } from './use.errors.ts';
 
 /** Transfer codes of the use side (A's are 35xx). */
@@ -49,6 +54,9 @@ export interface FundUseOptions {
   ownerCount?: 'per_unit' | 'register';
   /** Reconciliation's check (日终对账): a payout from a bank account with an open difference waits until it is resolved. */
   accountBlocked?: (ledgerAccountId: string) => Promise<boolean>;
+  /** Keys for voting codes (HMAC). */
+  pii: Pii;
+  clock: Clock;
 }
 
 export type FundUse = ReturnType<typeof createFundUse>;
@@ -213,24 +221,66 @@ export function createFundUse(options: FundUseOptions) {
 
   // --- votes ----------------------------------------------------------------------------
 
-  /** One vote per unit: recorded, or changed, until the vote closes. Owners vote for their own units; the center or the committee enter paper ballots. */
+  /**
+   * One vote per unit: recorded, or changed, until the vote closes. Every vote carries an
+   * owner's proof the register does not hold: an owner session signed in with the SMS
+   * code (proof 'sms', that unit only), or the unit's voting code issued by the center
+   * (proof 'voting_code': the owner with any owner token, or the committee or the center
+   * entering the owner's paper ballot, which carries the code). Property companies never vote.
+   */
   async function vote(p: Principal, id: string, raw: unknown) {
     const b = asBody(raw);
     const unitId = str(b, 'unitId', 64) as string;
     const choice = oneOf(b, 'choice', ['agree', 'disagree', 'abstain'] as const) as string;
-    return transact(db, async (tx) => {
+    const votingCode = str(b, 'votingCode', 32, true);
+    if (p.role === 'owner') {
+      if (!(p.unitIds ?? []).includes(unitId)) throw forbidden(`只能为自己的房屋投票 / you may vote only for your own unit (${unitId} is not yours)`);
+    } else if (p.role !== 'center' && p.role !== 'committee') {
+      throw forbidden('只有业主本人、业委会或维修资金中心可以登记表决 / only the owner, the owners\' committee or the center may record a vote');
+    }
+    const proof = votingCode !== null ? 'voting_code' : p.role === 'owner' && p.proof === 'sms' && p.unitIds?.length === 1 ? 'sms' : null;
+    if (proof === null) throw votingCodeErrors.required();
+    const at = new Date(Number(options.clock.nowNs() / 1_000_000n));
+    const out = await transact(db, async (tx) => {
       const a = await repo.findApplication(tx, id, true);
       if (!a) throw useErrors.notFound('application', id);
-      if (p.role === 'owner') {
-        if (!(p.unitIds ?? []).includes(unitId)) throw forbidden(`只能为自己的房屋投票 / you may vote only for your own unit (${unitId} is not yours)`);
-      } else if (!(p.role === 'center' || (p.role === 'committee' && canSeeEstate(p, a.estate_id)))) {
-        throw forbidden('只有业主本人、业委会或维修资金中心可以登记表决 / only the owner, the owners\' committee or the center may record a vote');
-      }
+      if (p.role === 'committee' && !canSeeEstate(p, a.estate_id)) throw forbidden('只有本小区业委会可以登记纸质表决 / only this estate\'s committee may enter its paper ballots');
       if (a.status !== 'voting') throw useErrors.state(a.status, '投票 / vote');
       const units = await repo.listApplicationUnits(tx, id);
       if (!units.some((u) => u.unit_id === unitId)) throw useErrors.unitNotInScope(unitId);
-      const changed = await repo.upsertVote(tx, { applicationId: id, unitId, choice, voterRole: p.role, voter: p.subject });
-      return { applicationId: id, unitId, choice, changed, tally: currentTally(units, await repo.listVotes(tx, id)) };
+      if (votingCode !== null && (await consumeVotingCode(tx, options.pii, { applicationId: id, unitId, code: votingCode, at })) === 'wrong') return null;
+      const before = (await repo.listVotes(tx, id)).find((v) => v.unit_id === unitId);
+      const sessionId = proof === 'sms' ? (p.sessionId ?? null) : null;
+      await repo.upsertVote(tx, { applicationId: id, unitId, choice, voterRole: p.role, voter: p.subject, proof, sessionId });
+      await reg.audit(tx, p.subject, 'vote.record', `application:${id}`, { unitId, choice, voterRole: p.role, proof, sessionId, previous: before?.choice ?? null });
+      return { applicationId: id, unitId, choice, changed: before?.choice !== choice, proof, tally: currentTally(units, await repo.listVotes(tx, id)) };
+    });
+    if (out === null) throw votingCodeErrors.invalid();
+    return out;
+  }
+
+  /** Issues voting codes (shown once, to print or mail) for the units in scope — all, or unitIds; a new code replaces an earlier one. Center only. */
+  async function issueVotingCodes(p: Principal, id: string, raw: unknown) {
+    requireCenter(p);
+    const b = asBody(raw ?? {});
+    let wanted: Set<string> | null = null;
+    if (b.unitIds !== undefined) {
+      const ok = Array.isArray(b.unitIds) && b.unitIds.length > 0 && b.unitIds.length <= APPORTION_UNITS_MAX && b.unitIds.every((u) => typeof u === 'string' && /^[A-Za-z0-9_]{1,64}$/.test(u));
+      if (!ok) throw useErrors.invalid(`unitIds 须为 1–${APPORTION_UNITS_MAX} 个房屋 id / unitIds must be 1–${APPORTION_UNITS_MAX} unit ids`);
+      wanted = new Set(b.unitIds as string[]);
+    }
+    const at = new Date(Number(options.clock.nowNs() / 1_000_000n));
+    return transact(db, async (tx) => {
+      const a = await repo.findApplication(tx, id, true);
+      if (!a) throw useErrors.notFound('application', id);
+      if (a.status !== 'voting') throw useErrors.state(a.status, '发放表决码 / issue voting codes');
+      const units = (await repo.listApplicationUnits(tx, id)).filter((u) => wanted === null || wanted.has(u.unit_id));
+      for (const u of wanted ?? []) if (!units.some((x) => x.unit_id === u)) throw useErrors.unitNotInScope(u);
+      const codes = units.map((u) => ({ unitId: u.unit_id, code: newVotingCode() }));
+      const expiresAt = new Date(at.getTime() + VOTING_CODE_TTL_S * 1000);
+      await proofRepo.upsertVotingCodes(tx, id, codes.map((c) => ({ unitId: c.unitId, codeHash: votingCodeHash(options.pii, id, c.unitId, c.code) })), p.subject, at, expiresAt);
+      await reg.audit(tx, p.subject, 'voting_code.issue', `application:${id}`, { units: codes.length, unitIds: codes.slice(0, 50).map((c) => c.unitId), expiresAt });
+      return { applicationId: id, expiresAt, codes };
     });
   }
 
@@ -424,7 +474,7 @@ export function createFundUse(options: FundUseOptions) {
     return { city, drawRule: rule };
   }
 
-  return { create, list, detail, preview, vote, closeVote, act, payout, payoutResult, publications, setDrawRule, chain, statusName };
+  return { create, list, detail, preview, vote, issueVotingCodes, closeVote, act, payout, payoutResult, publications, setDrawRule, chain, statusName };
 }
 
 function hold(id: string, debit: string, credit: string, amount: bigint, ref: string): TransferInput {
