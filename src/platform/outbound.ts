@@ -105,7 +105,7 @@ export function classifyAddress(text: string): AddressVerdict {
   if (range === 'unicast' && bytes.slice(0, 12).every((x) => x === 0)) return { public: false, address: raw, range: 'ipv4Compatible' };
   if (V6_EMBEDDING_V4.has(range)) {
     // NAT64's local-use prefix (64:ff9b:1::/48) is never global.
-    if (range === 'rfc6052' && bytes[4] !== 0) return { public: false, address: raw, range: 'rfc8215' };
+    if (range === 'rfc6052' && bytes.slice(4, 12).some((x) => x !== 0)) return { public: false, address: raw, range: 'rfc8215' };
     const inner = embeddedV4(v6, range) as ipaddr.IPv4;
     if (inner.range() !== 'unicast') return { public: false, address: raw, range: `${range}(${inner.toString()} ${inner.range()})` };
     if (range === 'teredo' && teredoServer(v6).range() !== 'unicast') return { public: false, address: raw, range: `teredo(server ${teredoServer(v6).toString()})` };
