@@ -99,10 +99,10 @@ async function run(argv: string[]): Promise<number> {
 async function serve(): Promise<number> {
   const loaded = loadConfig();
   const { createPlatform } = await import('./server.ts');
-  const release = claimDataDir(loaded.databaseUrl ? null : loaded.dataDir, `http://${loaded.host}:${loaded.port}`);
   // One key for the platform's sandbox adapter and the embedded sandbox (generated in memory too).
   const { resolveSandboxKey } = await import('./platform/sandbox-key.ts');
   const config = loaded.sandboxEnabled ? { ...loaded, sandboxKey: (await resolveSandboxKey(loaded)).key } : loaded;
+  const release = claimDataDir(config.databaseUrl ? null : config.dataDir, `http://${config.host}:${config.port}`);
   const sandbox = config.sandboxEmbedded ? await startSandbox(config, config.sandboxKey as string) : null;
   const platform = await createPlatform(config);
   const stop = await platform.startBackground();
