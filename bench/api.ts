@@ -98,10 +98,10 @@ export async function benchApi(argv: string[]): Promise<number> {
       drop = fresh.drop;
       db = await openDatabase({ databaseUrl: fresh.url, poolSize: 32 });
     } else db = await openDatabase({ dataDir: null });
-    const sandbox = createSandbox({ key: 'bench-key', publicUrl: 'http://127.0.0.1:1', logLevel: 'silent' });
+    const sandbox = createSandbox({ key: 'bench-sandbox-key-0000', publicUrl: 'http://127.0.0.1:1', logLevel: 'silent' });
     await sandbox.app.listen({ port: 0, host: '127.0.0.1' });
     const sandboxUrl = `http://127.0.0.1:${(sandbox.app.server.address() as { port: number }).port}`;
-    const config = loadConfig({ CUSTOS_DATA_DIR: 'memory', CUSTOS_ADMIN_TOKEN: 'bench-admin-token-000000', CUSTOS_MASTER_KEY: '1'.repeat(64), LOG_LEVEL: 'silent', CUSTOS_SANDBOX_URL: sandboxUrl, CUSTOS_SANDBOX_KEY: 'bench-key',
+    const config = loadConfig({ CUSTOS_DATA_DIR: 'memory', CUSTOS_ADMIN_TOKEN: 'bench-admin-token-000000', CUSTOS_MASTER_KEY: '1'.repeat(64), LOG_LEVEL: 'silent', CUSTOS_SANDBOX_URL: sandboxUrl, CUSTOS_SANDBOX_KEY: 'bench-sandbox-key-0000',
       // Throughput, not flow control, is measured here: limits out of the way.
       CUSTOS_RATE_MCH_PER_S: '100000', CUSTOS_RATE_APP_PER_S: '100000', CUSTOS_RATE_API_IP_PER_S: '100000', CUSTOS_CHANNEL_CONCURRENCY: '10000', CUSTOS_CHANNEL_QUEUE_MAX: '100000' });
     const platform = await createPlatform(config, { db });

@@ -98,10 +98,13 @@ async function run(argv: string[]): Promise<number> {
 }
 
 async function serve(): Promise<number> {
-  const config = loadConfig();
+  const loaded = loadConfig();
   const { createPlatform } = await import('./server.ts');
+  // One key for the platform's sandbox adapter and the embedded sandbox (generated in memory too).
+  const { resolveSandboxKey } = await import('./platform/sandbox-key.ts');
+  const config = loaded.sandboxEnabled ? { ...loaded, sandboxKey: (await resolveSandboxKey(loaded)).key } : loaded;
   const release = claimDataDir(config.databaseUrl ? null : config.dataDir, `http://${config.host}:${config.port}`);
-  const sandbox = config.sandboxEmbedded ? await startSandbox(config) : null;
+  const sandbox = config.sandboxEmbedded ? await startSandbox(config, config.sandboxKey as string) : null;
   const platform = await createPlatform(config);
   const stop = await platform.startBackground();
   const address = await platform.app.listen({ port: config.port, host: config.host });
@@ -113,7 +116,7 @@ async function serve(): Promise<number> {
       `  数据库 / database: ${where}`,
       `  接口文档 / API docs: ${address}/docs`,
       `  健康检查 / health: ${address}/healthz    指标 / metrics: ${address}/metrics (Bearer CUSTOS_METRICS_TOKEN or the admin token)`,
-      sandbox ? `  沙箱渠道 / sandbox channel: ${sandbox.url} (payer pages, statements, faults)` : `  渠道 / channel: ${config.sandboxUrl}`,
+      ...sandboxBanner(config, sandbox?.url ?? null),
       ...adminTokenBanner({ token: platform.adminToken, file: platform.adminTokenFile, generated: platform.adminTokenGenerated, isTTY: process.stdout.isTTY === true, address }),
       ...(demo ? [
         `  演示商户 / demo merchant: mchNo ${demo.mchNo}, appId ${demo.appId}, appSecret ${demo.appSecret}`,
@@ -136,7 +139,16 @@ async function serve(): Promise<number> {
   return 0;
 }
 
-async function startSandbox(config: ReturnType<typeof loadConfig>) {
+/** The banner says plainly whether the sandbox channel (where anyone can pay) is on. */
+function sandboxBanner(config: ReturnType<typeof loadConfig>, embeddedUrl: string | null): string[] {
+  if (!config.sandboxEnabled) return ['  沙箱渠道：关闭 / sandbox channel: OFF (CUSTOS_SANDBOX=on to enable it for testing)'];
+  const where = embeddedUrl ? `${embeddedUrl} (payer pages, statements, faults)` : `${config.sandboxUrl} (external: run "custos sandbox")`;
+  const lines = [`  沙箱渠道：开启（仅供测试，任何人都能在其页面付款）/ sandbox channel: ON (testing only: anyone can pay its orders): ${where}`];
+  if (config.databaseUrl) lines.push('  警告 / WARNING: the sandbox channel is on with DATABASE_URL; never in production (CUSTOS_SANDBOX=off)');
+  return lines;
+}
+
+async function startSandbox(config: ReturnType<typeof loadConfig>, key: string) {
   const { createSandbox } = await import('./channel/sandbox/server.ts');
   const path = await import('node:path');
   const { mkdir } = await import('node:fs/promises');
@@ -145,7 +157,7 @@ async function startSandbox(config: ReturnType<typeof loadConfig>) {
     await mkdir(config.dataDir, { recursive: true });
     stateFile = path.join(config.dataDir, 'sandbox-state.json');
   }
-  const sandbox = createSandbox({ key: config.sandboxKey, stateFile, publicUrl: config.sandboxUrl, logLevel: config.logLevel === 'silent' ? 'silent' : 'warn' });
+  const sandbox = createSandbox({ key, stateFile, publicUrl: config.sandboxUrl, logLevel: config.logLevel === 'silent' ? 'silent' : 'warn' });
   const url = await sandbox.app.listen({ port: config.sandboxPort, host: config.host });
   return { url, close: () => sandbox.app.close() };
 }
@@ -176,7 +188,8 @@ async function merchantCommand(argv: string[]): Promise<number> {
   try {
     await migrate(db);
     const box = createSecretBox(await resolveMasterKey(config));
-    const created = await createMerchantService({ db, box }).createMerchant({ name: values.name as string, notifyUrl: (values['notify-url'] as string | undefined) ?? null });
+    const { createOutbound } = await import('./platform/outbound.ts');
+    const created = await createMerchantService({ db, box, outbound: createOutbound({ allow: config.outboundAllow }) }).createMerchant({ name: values.name as string, notifyUrl: (values['notify-url'] as string | undefined) ?? null });
     printMerchant(created, values.json as boolean);
     return 0;
   } catch (error) {
@@ -256,8 +269,13 @@ async function settleCommand(argv: string[]): Promise<number> {
 async function sandboxCommand(argv: string[]): Promise<number> {
   const [action, id] = argv;
   const config = loadConfig();
+  if (config.sandboxKey === null && config.dataDir === null) {
+    throw new ConfigError('the sandbox and the platform must share a key: set CUSTOS_SANDBOX_KEY (or use a data folder, CUSTOS_DATA_DIR, where one is generated)');
+  }
+  const { resolveSandboxKey } = await import('./platform/sandbox-key.ts');
+  const { key } = await resolveSandboxKey(config);
   if (action === undefined) {
-    const sandbox = await startSandbox(config);
+    const sandbox = await startSandbox(config, key);
     process.stdout.write(`沙箱渠道已启动 / sandbox channel running at ${sandbox.url}\n`);
     await new Promise<void>((resolve) => {
       process.once('SIGINT', resolve);
@@ -268,9 +286,14 @@ async function sandboxCommand(argv: string[]): Promise<number> {
   }
   if (action !== 'pay' && action !== 'fail' && action !== 'cancel') throw new UsageError(`unknown sandbox action "${action}"; use pay, fail or cancel`);
   if (!id) throw new UsageError(`usage: custos sandbox ${action} PAY_ORDER_ID`);
+  // Payer actions are signed with the sandbox's key and name their order and action.
+  const { signSimAction } = await import('./channel/sandbox/protocol.ts');
+  const signed = signSimAction(key, id, action);
   let res: Response;
   try {
-    res = await fetch(`${config.sandboxUrl}/v1/sim/orders/${encodeURIComponent(id)}/${action}`, { method: 'POST', signal: AbortSignal.timeout(10_000) });
+    res = await fetch(`${config.sandboxUrl}/v1/sim/orders/${encodeURIComponent(id)}/${action}`, {
+      method: 'POST', signal: AbortSignal.timeout(10_000), body: signed.body, headers: signed.headers,
+    });
   } catch (error) {
     throw new Error(`cannot reach the sandbox at ${config.sandboxUrl}: ${(error as Error).message}`);
   }

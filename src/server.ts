@@ -11,6 +11,8 @@ import { buildApp } from './platform/http/app.ts';
 import { bearerGuard } from './platform/http/auth.ts';
 import { resolveAdminToken } from './platform/admin-token.ts';
 import { createSecretBox, resolveMasterKey } from './platform/secrets.ts';
+import { resolveSandboxKey } from './platform/sandbox-key.ts';
+import { createOutbound, type Resolver } from './platform/outbound.ts';
 import { createJobs, type Jobs } from './platform/jobs.ts';
 import { createLedger, ledgerRoutes, type Ledger } from './ledger/index.ts';
 import { createPaymentCenter, type PaymentCenter } from './payment/index.ts';
@@ -55,8 +57,10 @@ export interface PlatformOptions {
   clock?: Clock;
   /** An open database to use (tests); the platform will not close it. */
   db?: Database;
-  /** Channel adapters; default: the sandbox at config.sandboxUrl. */
+  /** Channel adapters; default: the sandbox at config.sandboxUrl when the sandbox is on, else none. */
   adapters?: ChannelAdapter[];
+  /** How outbound requests to merchant URLs resolve host names (tests play DNS with it). */
+  outboundResolve?: Resolver;
   /** Reconciliation hooks and settings (holds from settlement, fee function, pool TTL). */
   /** Loss-prevention monitor settings (tests shorten the stuck thresholds). */
   risk?: Pick<Parameters<typeof createRisk>[0], 'monitors' | 'webhookTimeoutMs'>;
@@ -76,12 +80,15 @@ export async function createPlatform(config: Config, options: PlatformOptions = 
   let app: FastifyInstance | null = null;
   const logError = (error: unknown) => app?.log.error({ err: error }, 'job queue error');
   const jobs = await createJobs(database, [NOTIFY_QUEUE, SETTLE_QUEUE, RECON_QUEUE, RISK_QUEUE], logError);
+  const sandboxKey = config.sandboxEnabled ? (await resolveSandboxKey(config)).key : null;
   // Every channel call goes through a timeout, a concurrency bound and a circuit breaker.
-  const rawAdapters = options.adapters ?? [createSandboxAdapter({ baseUrl: config.sandboxUrl, key: config.sandboxKey })];
+  const rawAdapters = options.adapters ?? (sandboxKey !== null ? [createSandboxAdapter({ baseUrl: config.sandboxUrl, key: sandboxKey })] : []);
   let adapters: GuardedAdapter[] = [];
   const onChannelCall = channelGuardMetrics(metrics.registry, () => adapters);
   adapters = rawAdapters.map((a) => guardAdapter(a, config.channelGuard, onChannelCall));
   const rateLimiter = createRateLimiter({ redisUrl: config.redisUrl, prefix: config.rate.prefix });
+  // Merchant-supplied URLs (notifyUrl) are reached only through this client.
+  const outbound = createOutbound({ allow: config.outboundAllow, resolve: options.outboundResolve });
   const settlement = createSettlementService({ db: database, ledger, adapters: () => adapters, publicUrl: config.publicUrl, log: (msg, extra) => app?.log.warn(extra ?? {}, msg) });
   await settlement.loadCalendar();
   // Late-bound: reconciliation is created after the payment center, which needs the fund.
@@ -91,7 +98,7 @@ export async function createPlatform(config: Config, options: PlatformOptions = 
     webhookUrl: config.alertWebhookUrl, webhookFormat: config.alertWebhookFormat, log: (msg, extra) => app?.log.warn(extra ?? {}, msg),
   });
   const payment = createPaymentCenter({
-    db: database, ledger, jobs, box, adapters, defaultIfCode: adapters[0].ifCode, publicUrl: config.publicUrl,
+    db: database, ledger, jobs, box, adapters, defaultIfCode: adapters[0]?.ifCode ?? 'sandbox', publicUrl: config.publicUrl, outbound,
     reqTimeWindowMs: config.reqTimeWindowS * 1000, notifyScheduleS: config.notifyScheduleS ?? undefined, guard,
     log: (msg, extra) => app?.log.info(extra ?? {}, msg),
     // Inside the payment-success transaction. The fund center's own orders are household
@@ -116,7 +123,9 @@ export async function createPlatform(config: Config, options: PlatformOptions = 
   // Reconciliation holds: money tied to an open mistake stays out of settlement until
   // the mistake is resolved (both inside the mistake's own transaction).
   const recon = createReconModule({
-    db: database, ledger, payment, guard, fileDir: config.fileDir, sandbox: { baseUrl: config.sandboxUrl, key: config.sandboxKey },
+    db: database, ledger, payment, guard, fileDir: config.fileDir, sandbox: { baseUrl: config.sandboxUrl, key: sandboxKey ?? '' },
+    // No sandbox channel, no daily sandbox reconciliation.
+    ...(sandboxKey === null ? { dailyChannels: [] } : {}),
     ...options.recon,
     onMistakeOpened: async (tx, m) => {
       if (m.mchNo !== null && m.amountFen > 0n) await settlement.holds.place(tx, { ref: `recon:${m.id}`, mchNo: m.mchNo, amountFen: m.amountFen, reason: 'recon', note: m.type });

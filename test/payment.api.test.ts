@@ -107,7 +107,12 @@ test('QR_CASHIER: payData is the H5 cashier; choosing a way leads to the channel
   assert.ok(payPage.startsWith(stack.sandboxUrl), payPage);
   const payerPage = await (await fetch(payPage)).text();
   assert.match(payerPage, /确认支付/);
-  const paid = await fetch(`${payPage}/pay`, { method: 'POST', redirect: 'manual' });
+  // The page's buttons carry its token; a bare POST (not from the page) is refused.
+  const bare = await fetch(`${payPage}/pay`, { method: 'POST', redirect: 'manual' });
+  assert.equal(bare.status, 403);
+  const token = /name="token" value="([0-9a-f]{32})"/.exec(payerPage)?.[1] as string;
+  assert.ok(token, 'the payer page embeds its token');
+  const paid = await fetch(`${payPage}/pay`, { method: 'POST', redirect: 'manual', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: `token=${token}` });
   assert.equal(paid.status, 303);
   const payOrderId = String(created.body.data?.payOrderId);
   await waitFor('cashier order paid', async () => (await m.call('/api/pay/query', { payOrderId })).body.data?.state === 2);

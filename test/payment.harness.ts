@@ -8,13 +8,16 @@ import { createPlatform, type Platform, type PlatformOptions } from '../src/serv
 import { loadConfig } from '../src/platform/config.ts';
 import { createSandbox, type Sandbox } from '../src/channel/sandbox/server.ts';
 import { createSandboxAdapter } from '../src/channel/sandbox/adapter.ts';
-import { SIGNATURE_HEADER, signBody, type SbNotification } from '../src/channel/sandbox/protocol.ts';
+import { SIGNATURE_HEADER, signBody, signSimAction, type SbNotification, type SimAction } from '../src/channel/sandbox/protocol.ts';
+import type { Resolver } from '../src/platform/outbound.ts';
 import type { ChannelAdapter } from '../src/channel/contract.ts';
 import { sign, verify, type SignType } from '../src/payment/sign.ts';
 
 export const ADMIN_TOKEN = 'test-admin-token-0123456789';
 export const MASTER_KEY = '0'.repeat(64);
 export const SANDBOX_KEY = 'test-sandbox-key';
+/** The test allow-list for outbound requests: the notify sinks on loopback. */
+export const LOOPBACK_V4 = '127.0.0.1';
 
 export async function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
@@ -54,6 +57,14 @@ export interface StackOptions {
   env?: Record<string, string>;
   /** The platform's clock (default: the system clock). */
   clock?: PlatformOptions['clock'];
+  /**
+   * CUSTOS_OUTBOUND_ALLOW of the platform. The merchant notify sinks of these tests
+   * listen on 127.0.0.1, which the platform refuses by default: the stack allows it
+   * explicitly (pass '' for the production default).
+   */
+  outboundAllow?: string;
+  /** How the platform's outbound client resolves names (tests play DNS). */
+  outboundResolve?: Resolver;
 }
 
 export async function startStack(options: StackOptions = {}): Promise<Stack> {
@@ -66,7 +77,7 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
     CUSTOS_DATA_DIR: 'memory', CUSTOS_ADMIN_TOKEN: ADMIN_TOKEN, CUSTOS_MASTER_KEY: MASTER_KEY, LOG_LEVEL: 'silent',
     PORT: String(port), CUSTOS_SANDBOX_URL: sandboxUrl, CUSTOS_SANDBOX_KEY: SANDBOX_KEY,
     CUSTOS_NOTIFY_SCHEDULE_S: options.notifyScheduleS ?? '1,1,1', CUSTOS_REQ_TIME_WINDOW_S: options.reqTimeWindowS ?? '300',
-    CUSTOS_POLL_INTERVAL_S: '3600',
+    CUSTOS_POLL_INTERVAL_S: '3600', CUSTOS_OUTBOUND_ALLOW: options.outboundAllow ?? LOOPBACK_V4,
     // Tests of other areas send bursts from one IP: flow control stays out of their way unless a test sets it.
     CUSTOS_RATE_MCH_PER_S: '100000', CUSTOS_RATE_APP_PER_S: '100000', CUSTOS_RATE_API_IP_PER_S: '100000', CUSTOS_RATE_H5_IP_PER_MIN: '1000000',
     CUSTOS_RATE_SIGNIN_IP_PER_MIN: '100000', CUSTOS_CHANNEL_CONCURRENCY: '10000', CUSTOS_CHANNEL_QUEUE_MAX: '100000',
@@ -75,7 +86,7 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
   const adapters = options.adapterTimeoutMs !== undefined || options.extraAdapters
     ? [createSandboxAdapter({ baseUrl: sandboxUrl, key: SANDBOX_KEY, timeoutMs: options.adapterTimeoutMs }), ...(options.extraAdapters ?? [])]
     : undefined;
-  const platform = await createPlatform(config, { db: t.db, adapters, recon: options.recon, risk: options.risk, clock: options.clock });
+  const platform = await createPlatform(config, { db: t.db, adapters, recon: options.recon, risk: options.risk, clock: options.clock, outboundResolve: options.outboundResolve });
   await platform.app.listen({ port, host: '127.0.0.1' });
   const stopBackground = options.background === false ? () => {} : await platform.startBackground();
   return {
@@ -170,6 +181,13 @@ export async function sandboxApi(stack: Stack, method: 'GET' | 'POST', path: str
     method, body: method === 'GET' ? undefined : text,
     headers: { 'content-type': 'application/json', [SIGNATURE_HEADER]: signBody(SANDBOX_KEY, text) },
   });
+  return { status: res.status, data: (await res.json()) as Record<string, unknown> };
+}
+
+/** A payer action at the sandbox over HTTP, signed with the sandbox key as `custos sandbox pay` does. */
+export async function sandboxPayerAction(stack: Stack, payOrderId: string, action: SimAction = 'pay', key = SANDBOX_KEY): Promise<{ status: number; data: Record<string, unknown> }> {
+  const signed = signSimAction(key, payOrderId, action);
+  const res = await fetch(`${stack.sandboxUrl}/v1/sim/orders/${encodeURIComponent(payOrderId)}/${action}`, { method: 'POST', body: signed.body, headers: signed.headers });
   return { status: res.status, data: (await res.json()) as Record<string, unknown> };
 }
 

@@ -3,6 +3,12 @@
 // channel's own protocol and signatures and answers in these terms. Operating errors
 // (timeouts, 5xx, refused connections) throw ChannelUnavailable; business refusals
 // come back as a 'failed' status with the channel's code and message.
+//
+// A channel notification is only a trigger. Whatever it says — even correctly signed,
+// since a signing key can leak — is never applied: the platform asks the channel
+// itself (queryOrder / queryRefund / queryTransfer, over the adapter's authenticated
+// API) and acts on that answer (confirmNotification below). Every adapter gets this
+// for free, and none can opt out: parseNotification yields no state to apply.
 
 export type ChannelPayStatus = 'paying' | 'success' | 'failed' | 'closed' | 'not_found';
 export type ChannelAsyncStatus = 'processing' | 'success' | 'failed' | 'not_found';
@@ -67,17 +73,31 @@ export interface ChannelAsyncState {
   errMsg: string | null;
 }
 
-/** A channel notification after its signature was verified. */
+/** A channel notification after its signature was verified: which record to ask the channel about. */
 export interface ChannelNotification {
   eventId: string;
   kind: 'pay' | 'refund' | 'transfer';
   /** Our id: payOrderId, refundOrderId or transferId. */
   refId: string;
-  status: 'success' | 'failed' | 'closed';
-  channelNo: string | null;
-  amountFen: bigint | null;
-  successAt: Date | null;
-  channelUser: string | null;
+  /** What the notification says, for logs only: never applied (see confirmNotification). */
+  claimed: { status: 'success' | 'failed' | 'closed'; channelNo: string | null; amountFen: bigint | null };
+}
+
+/** The channel's own answer about the record a notification names. */
+export type ConfirmedState =
+  | { kind: 'pay'; state: ChannelOrderState }
+  | { kind: 'refund'; state: ChannelAsyncState }
+  | { kind: 'transfer'; state: ChannelAsyncState };
+
+/**
+ * Asks the channel about the record a notification names: the one way a notification
+ * leads to a state change. Throws ChannelUnavailable when the channel cannot answer
+ * (the channel retries its notification; polling asks again anyway).
+ */
+export async function confirmNotification(adapter: ChannelAdapter, n: Pick<ChannelNotification, 'kind' | 'refId'>): Promise<ConfirmedState> {
+  if (n.kind === 'pay') return { kind: 'pay', state: await adapter.queryOrder(n.refId) };
+  if (n.kind === 'refund') return { kind: 'refund', state: await adapter.queryRefund(n.refId) };
+  return { kind: 'transfer', state: await adapter.queryTransfer(n.refId) };
 }
 
 export interface ChannelStatementRequest {
@@ -96,7 +116,10 @@ export interface ChannelAdapter {
   queryRefund(refundOrderId: string): Promise<ChannelAsyncState>;
   transfer(input: ChannelTransferInput): Promise<ChannelAsyncState>;
   queryTransfer(transferId: string): Promise<ChannelAsyncState>;
-  /** Verifies and parses a notification; throws ChannelSignatureInvalid when forged. */
+  /**
+   * Verifies and parses a notification; throws ChannelSignatureInvalid when forged.
+   * The result only names a record: the platform then queries the channel about it.
+   */
   parseNotification(headers: Record<string, string | string[] | undefined>, rawBody: string): ChannelNotification;
   /** The answer the channel expects when a notification was taken. */
   notificationAck(): { contentType: string; body: string };

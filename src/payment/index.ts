@@ -4,6 +4,7 @@ import type { FastifyInstance } from 'fastify';
 import type { Database, Tx } from '../platform/db.ts';
 import type { Jobs } from '../platform/jobs.ts';
 import type { SecretBox } from '../platform/secrets.ts';
+import { createOutbound, type Outbound } from '../platform/outbound.ts';
 import type { Ledger } from '../ledger/index.ts';
 import type { ChannelAdapter } from '../channel/contract.ts';
 import { createChannels } from './channels.ts';
@@ -33,6 +34,8 @@ export interface PaymentOptions {
   adapters: ChannelAdapter[];
   defaultIfCode: string;
   publicUrl: string;
+  /** The client for merchant-supplied URLs; default: nothing but public addresses. */
+  outbound?: Outbound;
   reqTimeWindowMs: number;
   notifyScheduleS?: number[];
   guard: (req: never) => Promise<void>;
@@ -53,8 +56,9 @@ export function createPaymentCenter(options: PaymentOptions) {
   const { db, jobs } = options;
   const channels = createChannels(options.adapters, options.defaultIfCode);
   const postings = createPostings(options.ledger);
-  const merchants = createMerchantService({ db, box: options.box });
-  const notify = createNotifyService({ db, jobs, merchants, scheduleS: options.notifyScheduleS, log: options.log });
+  const outbound = options.outbound ?? createOutbound();
+  const merchants = createMerchantService({ db, box: options.box, outbound });
+  const notify = createNotifyService({ db, jobs, merchants, outbound, scheduleS: options.notifyScheduleS, log: options.log });
   const common = { db, channels, postings, notify, publicUrl: options.publicUrl };
   const orders = createOrderService({ ...common, onPaid: options.onPaid, checkOrder: options.checkOrder });
   const refunds = createRefundService({ ...common, onRefunded: options.onRefunded });
@@ -63,7 +67,7 @@ export function createPaymentCenter(options: PaymentOptions) {
   const limits = createMerchantLimits({ db, limiter: options.rateLimiter ?? null, defaults: options.rateDefaults ?? { mchPerS: 200, appPerS: 200, windowS: 1 } });
 
   const routes: Array<(app: FastifyInstance) => Promise<void>> = [
-    jeepayRoutes({ merchants, reqTimeWindowMs: options.reqTimeWindowMs, orders, refunds, transfers, divisions, onAuthenticated: limits.check }),
+    jeepayRoutes({ merchants, reqTimeWindowMs: options.reqTimeWindowMs, orders, refunds, transfers, divisions, onAuthenticated: limits.check, outbound }),
     channelRoutes({ db, channels, orders, refunds, transfers }),
     cashierRoutes({ db, orders }),
     paymentAdminRoutes({ db, merchants, notify, guard: options.guard }),

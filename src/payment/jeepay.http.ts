@@ -8,6 +8,7 @@ import { paymentErrors } from './payment.errors.ts';
 import { isSignType, sign, verify, type SignType } from './sign.ts';
 import type { App, MerchantService } from './merchant.service.ts';
 import { AMOUNT_MAX_FEN, fenNumber } from './types.ts';
+import type { Outbound } from '../platform/outbound.ts';
 
 export type Params = Record<string, unknown>;
 
@@ -129,6 +130,17 @@ export function int(params: Params, name: string, allowed: { min: number; max: n
 export function url(params: Params, name: string): string | null {
   const value = str(params, name, { max: 512 });
   if (value !== null && !/^https?:\/\/[^\s]+$/.test(value)) throw paymentErrors.invalidParam(`${name} 必须是 http(s) 地址 / ${name} must be an http(s) URL`);
+  return value;
+}
+
+/** A URL the platform will call (notifyUrl): also no private, loopback or otherwise non-public host. */
+export function callbackUrl(params: Params, name: string, outbound: Outbound): string | null {
+  const value = url(params, name);
+  if (value === null) return null;
+  const verdict = outbound.checkUrl(value);
+  if (!verdict.ok) {
+    throw paymentErrors.notifyUrlForbidden(`${name} 不能指向内网、本机或保留地址 / ${name} must be a public http(s) address (${verdict.reason})`);
+  }
   return value;
 }
 

@@ -3,7 +3,8 @@
 import type { FastifyInstance } from 'fastify';
 import { WAY_CODES, ENTRY_TYPES, EXPIRE_SECONDS_DEFAULT, EXPIRE_SECONDS_MAX } from './types.ts';
 import { paymentErrors } from './payment.errors.ts';
-import { amount, authenticate, currency, errorEnvelope, int, jsonText, NO_PATTERN, str, success, url, type AuthOptions } from './jeepay.http.ts';
+import { amount, authenticate, callbackUrl, currency, errorEnvelope, int, jsonText, NO_PATTERN, str, success, url, type AuthOptions } from './jeepay.http.ts';
+import type { Outbound } from '../platform/outbound.ts';
 import type { OrderService } from './order.service.ts';
 import { payOrderParams } from './order.service.ts';
 import { refundParams, type RefundService } from './refund.service.ts';
@@ -19,6 +20,7 @@ export interface JeepayRouteDeps extends AuthOptions {
   refunds: RefundService;
   transfers: TransferService;
   divisions: DivisionService;
+  outbound: Outbound;
 }
 
 const tags = ['merchant API (Jeepay)'];
@@ -46,7 +48,7 @@ export function jeepayRoutes(deps: JeepayRouteDeps) {
         const order = await deps.orders.unifiedOrder({
           mchNo: auth.app.mchNo, appId: auth.app.appId, mchOrderNo: str(p, 'mchOrderNo', { required: true, max: 64, pattern: NO_PATTERN }) as string,
           wayCode, amount: amount(p, 'amount'), currency: currency(p), subject: str(p, 'subject', { required: true, max: 64 }) as string,
-          body: str(p, 'body', { required: true, max: 256 }) as string, clientIp: str(p, 'clientIp', { max: 64 }), notifyUrl: url(p, 'notifyUrl'),
+          body: str(p, 'body', { required: true, max: 256 }) as string, clientIp: str(p, 'clientIp', { max: 64 }), notifyUrl: callbackUrl(p, 'notifyUrl', deps.outbound),
           returnUrl: url(p, 'returnUrl'), expiredTime: int(p, 'expiredTime', { min: 60, max: EXPIRE_SECONDS_MAX, fallback: EXPIRE_SECONDS_DEFAULT }),
           channelExtra: jsonText(p, 'channelExtra', 'object'), extParam: str(p, 'extParam', { max: 512 }),
           divisionMode: int(p, 'divisionMode', { min: 0, max: 2, fallback: 0 }),
@@ -78,7 +80,7 @@ export function jeepayRoutes(deps: JeepayRouteDeps) {
           mchNo: auth.app.mchNo, appId: auth.app.appId, payOrderId: key.payOrderId, mchOrderNo: key.mchOrderNo,
           mchRefundNo: str(p, 'mchRefundNo', { required: true, max: 64, pattern: NO_PATTERN }) as string,
           refundAmount: amount(p, 'refundAmount'), currency: currency(p), refundReason: str(p, 'refundReason', { required: true, max: 256 }) as string,
-          clientIp: str(p, 'clientIp', { max: 64 }), notifyUrl: url(p, 'notifyUrl'), channelExtra: jsonText(p, 'channelExtra', 'object'),
+          clientIp: str(p, 'clientIp', { max: 64 }), notifyUrl: callbackUrl(p, 'notifyUrl', deps.outbound), channelExtra: jsonText(p, 'channelExtra', 'object'),
           extParam: str(p, 'extParam', { max: 512 }),
         });
         return success(reply, auth, {
@@ -106,7 +108,7 @@ export function jeepayRoutes(deps: JeepayRouteDeps) {
           ifCode: str(p, 'ifCode', { max: 32 }), entryType, amount: amount(p, 'amount'), currency: currency(p),
           accountNo: str(p, 'accountNo', { required: true, max: 64 }) as string, accountName: str(p, 'accountName', { max: 64 }),
           bankName: str(p, 'bankName', { max: 64 }), clientIp: str(p, 'clientIp', { max: 64 }),
-          transferDesc: str(p, 'transferDesc', { required: true, max: 128 }) as string, notifyUrl: url(p, 'notifyUrl'),
+          transferDesc: str(p, 'transferDesc', { required: true, max: 128 }) as string, notifyUrl: callbackUrl(p, 'notifyUrl', deps.outbound),
           channelExtra: jsonText(p, 'channelExtra', 'object'), extParam: str(p, 'extParam', { max: 512 }),
         });
         return success(reply, auth, {

@@ -10,6 +10,7 @@ import * as repo from './payment.repo.ts';
 import { paymentErrors } from './payment.errors.ts';
 import { SIGN_TYPES, type SignType } from './sign.ts';
 import { WAY_CODES } from './types.ts';
+import { createOutbound, type Outbound } from '../platform/outbound.ts';
 
 export interface App {
   appId: string;
@@ -27,14 +28,17 @@ const APP_CACHE_MAX = 10_000;
 
 export type MerchantService = ReturnType<typeof createMerchantService>;
 
-export function createMerchantService(deps: { db: Database; box: SecretBox }) {
+export function createMerchantService(deps: { db: Database; box: SecretBox; outbound?: Outbound }) {
   const { db, box } = deps;
+  const outbound = deps.outbound ?? createOutbound();
   const cache = new Map<string, { app: App | null; until: number }>();
 
   async function createMerchant(input: { name: string; notifyUrl?: string | null; signTypes?: string[]; ipAllowlist?: string[] | null; mchNo?: string }) {
     const name = input.name?.trim();
     if (!name || name.length > 100) throw badRequest('PARAM_INVALID', '商户名称必填，最多 100 字 / name is required, at most 100 characters');
     if (input.notifyUrl && !/^https?:\/\/\S+$/.test(input.notifyUrl)) throw badRequest('PARAM_INVALID', 'notifyUrl must be an http(s) URL');
+    const verdict = input.notifyUrl ? outbound.checkUrl(input.notifyUrl) : { ok: true as const };
+    if (!verdict.ok) throw paymentErrors.notifyUrlForbidden(`notifyUrl 不能指向内网、本机或保留地址 / notifyUrl must be a public http(s) address (${verdict.reason})`);
     const signTypes = input.signTypes ?? [...SIGN_TYPES];
     for (const t of signTypes) if (!(SIGN_TYPES as readonly string[]).includes(t)) throw badRequest('PARAM_INVALID', `unknown signType ${t}; use ${SIGN_TYPES.join(', ')}`);
     for (const ip of input.ipAllowlist ?? []) if (isIP(ip) === 0) throw badRequest('PARAM_INVALID', `IP 白名单中有非法地址 / ${JSON.stringify(ip)} is not an IP address`);

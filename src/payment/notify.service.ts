@@ -3,24 +3,29 @@
 // that POSTs the signed form body and counts only the answer `success`; retried on a
 // schedule of about 24 hours (WeChat Pay's), then marked failed. Every attempt is
 // recorded; an operator can resend. A sweeper re-enqueues any notification whose job
-// was lost, so none is forgotten.
+// was lost, so none is forgotten. Delivery goes through the outbound client: a URL
+// whose host is (or resolves, at connect time, to) a private, loopback or otherwise
+// non-public address is refused, and the attempt is recorded with the reason.
 import { transact, type Database, type Tx } from '../platform/db.ts';
 import type { Jobs } from '../platform/jobs.ts';
 import { notFound } from '../platform/errors.ts';
 import * as repo from './payment.repo.ts';
 import { sign, type SignType } from './sign.ts';
 import type { MerchantService } from './merchant.service.ts';
+import { OutboundRefused, type Outbound } from '../platform/outbound.ts';
 
 export const NOTIFY_QUEUE = 'payment-notify';
 /** Seconds before each attempt after the first: 15 s … 6 h, about 24 h in all. */
 export const WECHAT_SCHEDULE_S = [15, 15, 30, 180, 600, 1200, 1800, 1800, 1800, 3600, 10800, 10800, 10800, 21600, 21600];
 const RESPONSE_EXCERPT_MAX = 200;
+const RESPONSE_BYTES_MAX = 4096;
 const SWEEP_LIMIT = 500;
 
 export interface NotifyOptions {
   db: Database;
   jobs: Jobs;
   merchants: MerchantService;
+  outbound: Outbound;
   scheduleS?: number[];
   timeoutMs?: number;
   log?: (msg: string, extra?: Record<string, unknown>) => void;
@@ -57,14 +62,16 @@ export function createNotifyService(options: NotifyOptions) {
     let answer = '';
     let error: string | null = null;
     try {
-      const res = await fetch(n.notify_url, {
-        method: 'POST', body: n.body, redirect: 'manual', signal: AbortSignal.timeout(timeoutMs),
+      // No redirects followed: a 3xx is simply not "success".
+      const res = await options.outbound.request({
+        method: 'POST', url: n.notify_url, body: n.body, timeoutMs, maxResponseBytes: RESPONSE_BYTES_MAX,
         headers: { 'content-type': 'application/x-www-form-urlencoded; charset=utf-8', 'user-agent': 'Custos-Notify/1.0' },
       });
       status = res.status;
-      answer = (await res.text()).slice(0, 4096);
+      answer = res.body.toString('utf8');
     } catch (e) {
-      error = (e as Error).name === 'TimeoutError' ? `timeout after ${timeoutMs} ms` : (e as Error).message;
+      if (e instanceof OutboundRefused) error = `refused: ${e.reason}`;
+      else error = (e as Error).name === 'TimeoutError' ? `timeout after ${timeoutMs} ms` : (e as Error).message;
     }
     const delivered = status === 200 && answer.trim().toLowerCase() === 'success';
     await transact(db, async (tx) => {

@@ -26,5 +26,6 @@ export const paymentErrors = {
   balanceInsufficient: make('BALANCE_INSUFFICIENT', 409),
   divisionExceeds: make('DIVISION_AMOUNT_EXCEEDS', 409),
   channelUnavailable: make('CHANNEL_UNAVAILABLE', 502),
+  notifyUrlForbidden: make('NOTIFY_URL_FORBIDDEN', 400),
   merchantNotFound: make('MERCHANT_NOT_FOUND', 404),
 };

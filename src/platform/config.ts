@@ -1,6 +1,7 @@
 // Configuration from the environment, read once and validated. Every setting has a
 // documented default (README "Configuration").
 import path from 'node:path';
+import { parseAllowList, splitAllowList } from './outbound.ts';
 
 export interface Config {
   readonly port: number;
@@ -16,11 +17,19 @@ export interface Config {
   readonly masterKey: string | null;
   /** The platform's public base URL (cashier links, channel notify URLs). */
   readonly publicUrl: string;
-  /** Run the sandbox channel inside `custos serve` (on sandboxPort). */
+  /**
+   * The sandbox channel is one of this platform's channels (CUSTOS_SANDBOX=on|external).
+   * Default on with the embedded database, off with DATABASE_URL.
+   */
+  readonly sandboxEnabled: boolean;
+  /** Run the sandbox channel inside `custos serve` (on sandboxPort): CUSTOS_SANDBOX=on. */
   readonly sandboxEmbedded: boolean;
   readonly sandboxPort: number;
   readonly sandboxUrl: string;
-  readonly sandboxKey: string;
+  /** CUSTOS_SANDBOX_KEY; null = generated into the data folder (see sandbox-key.ts), required with DATABASE_URL. */
+  readonly sandboxKey: string | null;
+  /** Non-public addresses that outbound requests to merchant URLs may reach (CUSTOS_OUTBOUND_ALLOW); empty by default. */
+  readonly outboundAllow: readonly string[];
   readonly reqTimeWindowS: number;
   /** Seconds between notification attempts; null = WeChat Pay's ~24 h schedule. */
   readonly notifyScheduleS: number[] | null;
@@ -92,8 +101,17 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   if (schedule !== undefined && schedule !== '' && !/^\d{1,6}(,\d{1,6}){0,29}$/.test(schedule)) {
     throw new ConfigError(`CUSTOS_NOTIFY_SCHEDULE_S must be comma-separated seconds, e.g. "15,15,30", got "${schedule}"`);
   }
-  const sandbox = env.CUSTOS_SANDBOX ?? 'on';
-  if (sandbox !== 'on' && sandbox !== 'off') throw new ConfigError(`CUSTOS_SANDBOX must be on or off, got "${sandbox}"`);
+  // The sandbox lets anyone pay its orders: with a production database it is off unless asked for.
+  const sandbox = env.CUSTOS_SANDBOX && env.CUSTOS_SANDBOX !== '' ? env.CUSTOS_SANDBOX : databaseUrl ? 'off' : 'on';
+  if (sandbox !== 'on' && sandbox !== 'off' && sandbox !== 'external') {
+    throw new ConfigError(`CUSTOS_SANDBOX must be on, external or off, got "${sandbox}"`);
+  }
+  const outboundAllow = splitAllowList(env.CUSTOS_OUTBOUND_ALLOW);
+  try {
+    parseAllowList(outboundAllow);
+  } catch (error) {
+    throw new ConfigError(`CUSTOS_OUTBOUND_ALLOW: ${(error as Error).message}`);
+  }
   const alertWebhookUrl = env.CUSTOS_ALERT_WEBHOOK_URL && env.CUSTOS_ALERT_WEBHOOK_URL !== '' ? env.CUSTOS_ALERT_WEBHOOK_URL : null;
   if (alertWebhookUrl !== null && !/^https?:\/\/[^\s]+$/.test(alertWebhookUrl)) throw new ConfigError(`CUSTOS_ALERT_WEBHOOK_URL must be an http(s) URL, got "${alertWebhookUrl}"`);
   const alertWebhookFormat = env.CUSTOS_ALERT_WEBHOOK_FORMAT ?? 'wecom';
@@ -112,10 +130,12 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     ledgerPoolSize: intFromEnv(env, 'CUSTOS_DB_POOL_SIZE', 16, 1, 256),
     masterKey: env.CUSTOS_MASTER_KEY && env.CUSTOS_MASTER_KEY !== '' ? env.CUSTOS_MASTER_KEY : null,
     publicUrl: (env.CUSTOS_PUBLIC_URL ?? `http://127.0.0.1:${port}`).replace(/\/$/, ''),
+    sandboxEnabled: sandbox !== 'off',
     sandboxEmbedded: sandbox === 'on',
     sandboxPort,
     sandboxUrl: (env.CUSTOS_SANDBOX_URL ?? `http://127.0.0.1:${sandboxPort}`).replace(/\/$/, ''),
-    sandboxKey: env.CUSTOS_SANDBOX_KEY ?? 'custos-sandbox-dev-key',
+    sandboxKey: env.CUSTOS_SANDBOX_KEY && env.CUSTOS_SANDBOX_KEY !== '' ? env.CUSTOS_SANDBOX_KEY : null,
+    outboundAllow,
     reqTimeWindowS: intFromEnv(env, 'CUSTOS_REQ_TIME_WINDOW_S', 300, 1, 86400),
     notifyScheduleS: schedule ? schedule.split(',').map(Number) : null,
     pollIntervalS: intFromEnv(env, 'CUSTOS_POLL_INTERVAL_S', 15, 1, 3600),

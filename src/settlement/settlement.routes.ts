@@ -1,7 +1,7 @@
 // Settlement's admin API (bearer token) and the bank channel's payout notifications.
 // Thin: validate the shape, call the service, shape the answer.
 import type { FastifyInstance } from 'fastify';
-import { ChannelSignatureInvalid, type ChannelAdapter } from '../channel/contract.ts';
+import { ChannelSignatureInvalid, ChannelUnavailable, confirmNotification, type ChannelAdapter } from '../channel/contract.ts';
 import { transact, type Database } from '../platform/db.ts';
 import { settleErrors } from './settlement.errors.ts';
 import type { SettlementService, PartyInput } from './settlement.service.ts';
@@ -173,9 +173,17 @@ export function settlementRoutes(deps: { db: Database; settlement: SettlementSer
           if (error instanceof ChannelSignatureInvalid || error instanceof SyntaxError) return reply.status(401).send({ code: 'SIGN_INVALID', message: 'notification signature invalid', requestId: request.id });
           throw error;
         }
-        if (n.kind === 'transfer' && (await repo.findPayout(db.kysely, n.refId))) {
-          const status = n.status === 'success' ? 'success' : 'failed';
-          await s.applyPayoutState(n.refId, { status, channelNo: n.channelNo, amountFen: n.amountFen, successAt: n.successAt, errCode: status === 'failed' ? 'PAYOUT_FAILED' : null, errMsg: null });
+        // Only a trigger: the bank is asked about the payout, and its answer is applied.
+        const payout = n.kind === 'transfer' ? await repo.findPayout(db.kysely, n.refId) : null;
+        if (payout) {
+          let confirmed;
+          try {
+            confirmed = await confirmNotification(deps.adapters().find((a) => a.ifCode === payout.if_code) ?? adapter, n);
+          } catch (error) {
+            if (!(error instanceof ChannelUnavailable)) throw error;
+            return reply.status(503).send({ code: 'CHANNEL_UNAVAILABLE', message: '渠道查询暂不可用，请重发 / could not confirm with the channel; send again', requestId: request.id });
+          }
+          if (confirmed.kind === 'transfer' && confirmed.state.status !== 'not_found') await s.applyPayoutState(n.refId, confirmed.state);
         }
         const ack = adapter.notificationAck();
         return reply.type(ack.contentType).send(ack.body);

@@ -124,11 +124,13 @@ export function createSandboxAdapter(options: SandboxAdapterOptions): ChannelAda
     parseNotification(headers, rawBody): ChannelNotification {
       if (!verifyBody(options.key, rawBody, headers[SIGNATURE_HEADER])) throw new ChannelSignatureInvalid(ifCode);
       const n = JSON.parse(rawBody) as SbNotification;
+      if (n === null || typeof n !== 'object') throw new SyntaxError('notification is not a JSON object');
       const status = n.status === 'SUCCESS' ? 'success' : n.status === 'CLOSED' ? 'closed' : 'failed';
+      if (n.kind !== 'pay' && n.kind !== 'refund' && n.kind !== 'transfer') throw new SyntaxError(`unknown notification kind ${String(n.kind)}`);
+      if (typeof n.out_no !== 'string' || typeof n.event_id !== 'string') throw new SyntaxError('notification without out_no or event_id');
       return {
-        eventId: n.event_id, kind: n.kind, refId: n.out_no, status, channelNo: n.channel_no,
-        amountFen: /^[0-9]+$/.test(n.amount) ? BigInt(n.amount) : null,
-        successAt: n.success_time ? new Date(n.success_time) : null, channelUser: n.payer,
+        eventId: n.event_id, kind: n.kind, refId: n.out_no,
+        claimed: { status, channelNo: n.channel_no, amountFen: /^[0-9]{1,18}$/.test(String(n.amount)) ? BigInt(n.amount) : null },
       };
     },
     notificationAck: () => ({ contentType: 'application/json', body: '{"code":"SUCCESS","message":"成功"}' }),

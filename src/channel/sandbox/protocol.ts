@@ -58,3 +58,29 @@ export interface SbNotification {
   success_time: string | null;
   payer: string | null;
 }
+
+/**
+ * A scripted payer action (`POST /v1/sim/orders/:outTradeNo/pay|fail|cancel`): signed
+ * like the API, over a body that names the order and the action, so a signature for
+ * one order or action cannot be replayed for another.
+ */
+export type SimAction = 'pay' | 'fail' | 'cancel';
+
+export function simActionBody(outTradeNo: string, action: SimAction, payer?: string): string {
+  return JSON.stringify({ out_trade_no: outTradeNo, action, ...(payer ? { payer } : {}) });
+}
+
+export function signSimAction(key: string, outTradeNo: string, action: SimAction, payer?: string): { body: string; headers: Record<string, string> } {
+  const body = simActionBody(outTradeNo, action, payer);
+  return { body, headers: { 'content-type': 'application/json', [SIGNATURE_HEADER]: signBody(key, body) } };
+}
+
+/** The token the payer page embeds in its forms: only a page the sandbox served can submit. */
+export function payerPageToken(key: string, tradeNo: string): string {
+  return createHmac('sha256', key).update(`payer-page.${tradeNo}`).digest('hex').slice(0, 32);
+}
+
+export function payerPageTokenValid(key: string, tradeNo: string, token: unknown): boolean {
+  if (typeof token !== 'string' || !/^[0-9a-f]{32}$/.test(token)) return false;
+  return timingSafeEqual(Buffer.from(payerPageToken(key, tradeNo)), Buffer.from(token));
+}

@@ -6,7 +6,9 @@
 import { randomBytes } from 'node:crypto';
 import { readFileSync, writeFileSync, renameSync } from 'node:fs';
 import Fastify, { type FastifyInstance } from 'fastify';
-import { signBody, verifyBody, SIGNATURE_HEADER, type SbAsyncStatus, type SbNotification, type SbOrderStatus } from './protocol.ts';
+import {
+  payerPageToken, payerPageTokenValid, signBody, verifyBody, SIGNATURE_HEADER, type SbAsyncStatus, type SbNotification, type SbOrderStatus,
+} from './protocol.ts';
 import { alipayBill, unionpayZm, wechatBill, type StatementInput } from './statements.ts';
 import { isValidDate } from '../../platform/time.ts';
 import { escapeHtml, mobilePage } from '../../platform/html.ts';
@@ -337,17 +339,33 @@ export function createSandbox(options: SandboxOptions): Sandbox {
     return o;
   }
 
-  // Scripted payer actions (unsigned: they stand for a person with a phone).
+  // Payer actions. Scripted ones (`custos sandbox pay`, tests) carry the sandbox's own
+  // signature over a body naming the order and the action; the payer page's buttons
+  // carry the token of the page the sandbox served. Anything else — a request some
+  // server was tricked into sending — is refused.
   for (const action of ['pay', 'fail', 'cancel'] as const) {
-    app.post(`/v1/sim/orders/:outTradeNo/${action}`, async (request) => {
+    app.post(`/v1/sim/orders/:outTradeNo/${action}`, async (request, res) => {
       const { outTradeNo } = request.params as { outTradeNo: string };
-      const payer = (request.query as { payer?: string }).payer;
-      return orderView(payerAction(outTradeNo, action, payer));
+      const raw = typeof request.body === 'string' ? request.body : '';
+      let body: { out_trade_no?: unknown; action?: unknown; payer?: unknown } = {};
+      try {
+        body = raw === '' ? {} : JSON.parse(raw);
+      } catch {
+        // refused below
+      }
+      if (!verifyBody(options.key, raw, request.headers[SIGNATURE_HEADER] as string | undefined) || body.out_trade_no !== outTradeNo || body.action !== action) {
+        return res.status(401).send({ code: 'SIGN_ERROR', message: '付款人操作需沙箱签名 / payer actions must be signed with the sandbox key over {"out_trade_no","action"}' });
+      }
+      return orderView(payerAction(outTradeNo, action, typeof body.payer === 'string' ? body.payer : undefined));
     });
     app.post(`/pay/:tradeNo/${action}`, async (request, res) => {
       const { tradeNo } = request.params as { tradeNo: string };
       const outTradeNo = state.byTradeNo[tradeNo];
       if (!outTradeNo) return res.status(404).type('text/html').send(page('订单不存在', '<p>没有这个订单 / no such order</p>'));
+      const form = new URLSearchParams(typeof request.body === 'string' ? request.body : '');
+      if (!payerPageTokenValid(options.key, tradeNo, form.get('token'))) {
+        return res.status(403).type('text/html').send(page('请从收银页面操作', '<p>请在沙箱收银页面上点击按钮 / use the buttons of the sandbox pay page</p>'));
+      }
       payerAction(outTradeNo, action);
       return res.redirect(`/pay/${tradeNo}`, 303);
     });
@@ -361,10 +379,11 @@ export function createSandbox(options: SandboxOptions): Sandbox {
     expireIfDue(o);
     const yuan = (BigInt(o.amount) / 100n).toString() + '.' + (BigInt(o.amount) % 100n).toString().padStart(2, '0');
     const status: Record<SbOrderStatus, string> = { NOTPAY: '待支付 / awaiting payment', SUCCESS: '支付成功 / paid', CLOSED: '已关闭 / closed', PAYERROR: '支付失败 / failed' };
+    const token = `<input type="hidden" name="token" value="${payerPageToken(options.key, tradeNo)}">`;
     const buttons = o.status === 'NOTPAY'
-      ? `<form method="post" action="/pay/${tradeNo}/pay"><button class="pay" id="pay">确认支付 ¥${yuan} / Pay</button></form>
-         <form method="post" action="/pay/${tradeNo}/fail"><button id="fail">模拟失败 / Fail</button></form>
-         <form method="post" action="/pay/${tradeNo}/cancel"><button id="cancel">取消 / Cancel</button></form>`
+      ? `<form method="post" action="/pay/${tradeNo}/pay">${token}<button class="pay" id="pay">确认支付 ¥${yuan} / Pay</button></form>
+         <form method="post" action="/pay/${tradeNo}/fail">${token}<button id="fail">模拟失败 / Fail</button></form>
+         <form method="post" action="/pay/${tradeNo}/cancel">${token}<button id="cancel">取消 / Cancel</button></form>`
       : '';
     return res.type('text/html').send(page('沙箱收银台 / Sandbox', `
       <p class="sub">沙箱支付渠道 · 不会扣真钱 / sandbox channel, no real money</p>
