@@ -87,7 +87,7 @@ export async function createPlatform(config: Config, options: PlatformOptions = 
   // Reconciliation holds: money tied to an open mistake stays out of settlement until
   // the mistake is resolved (both inside the mistake's own transaction).
   const recon = createReconModule({
-    db: database, ledger, payment, guard, fileDir: config.fileDir, sandbox: { baseUrl: config.sandboxUrl, key: config.sandboxKey },
+    db: database, ledger, payment, guard, fileDir: config.fileDir, inboxDir: config.reconInbox, sandbox: { baseUrl: config.sandboxUrl, key: config.sandboxKey },
     ...options.recon,
     onMistakeOpened: async (tx, m) => {
       if (m.mchNo !== null && m.amountFen > 0n) await settlement.holds.place(tx, { ref: `recon:${m.id}`, mchNo: m.mchNo, amountFen: m.amountFen, reason: 'recon', note: m.type });

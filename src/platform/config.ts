@@ -29,6 +29,8 @@ export interface Config {
   readonly demo: boolean;
   /** Statement files as received (content-addressed); null = a fresh temp folder (in-memory data). */
   readonly fileDir: string | null;
+  /** The only folder the reconciliation API reads statement files from (null: a temp folder). */
+  readonly reconInbox: string | null;
 }
 
 export class ConfigError extends Error {}
@@ -74,5 +76,6 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     pollIntervalS: intFromEnv(env, 'CUSTOS_POLL_INTERVAL_S', 15, 1, 3600),
     demo: (env.CUSTOS_DEMO ?? 'on') !== 'off',
     fileDir: env.CUSTOS_FILE_DIR ? path.resolve(env.CUSTOS_FILE_DIR) : dataDir === null ? null : path.join(dataDir, 'files'),
+    reconInbox: env.CUSTOS_RECON_INBOX ? path.resolve(env.CUSTOS_RECON_INBOX) : dataDir === null ? null : path.join(dataDir, 'inbox'),
   };
 }
