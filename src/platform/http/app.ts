@@ -9,6 +9,7 @@ import { sql, type Database } from '../db.ts';
 import type { Metrics } from '../metrics.ts';
 import { installErrorHandler } from './errors.ts';
 import { installCharacterCheck, MULTILINE } from './characters.ts';
+import { recordRoutes } from './routes.ts';
 
 export interface AppOptions {
   db: Database;
@@ -42,6 +43,7 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
   installErrorHandler(app);
   // Before any route: strings no field can hold (NUL, controls, lone surrogates) are a 400.
   installCharacterCheck(app);
+  recordRoutes(app);
   await app.register(swagger, {
     openapi: {
       info: { title: 'Custos API', description: '资金监管支付清结算平台 / payment, clearing and settlement for housing-fund supervision', version: '0.1.0' },
