@@ -242,3 +242,18 @@ test('an .xlsx zip bomb is refused (413 FUND_IMPORT_TOO_LARGE) before it is infl
   // Loose on purpose (a shared machine): inflating it would take 400 MB or more.
   assert.ok(rssPeak - rssBefore < 150 * 1024 * 1024, `memory grew by ${Math.round((rssPeak - rssBefore) / 1048576)} MB`);
 });
+
+test('a header holding a NUL never reaches a route: Node\'s parser answers 400', async () => {
+  const { connect } = await import('node:net');
+  const url = new URL(stack.url);
+  const answer = await new Promise<string>((resolve, reject) => {
+    const socket = connect(Number(url.port), url.hostname, () => {
+      socket.write(`GET /v1/admin/merchants HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${ADMIN_TOKEN}\r\nX-Request-Id: a\u0000b\r\nConnection: close\r\n\r\n`);
+    });
+    let text = '';
+    socket.on('data', (d) => (text += d.toString('latin1')));
+    socket.on('end', () => resolve(text));
+    socket.on('error', reject);
+  });
+  assert.match(answer, /^HTTP\/1\.1 400/);
+});
