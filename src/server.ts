@@ -123,7 +123,7 @@ export async function createPlatform(config: Config, options: PlatformOptions = 
   // Reconciliation holds: money tied to an open mistake stays out of settlement until
   // the mistake is resolved (both inside the mistake's own transaction).
   const recon = createReconModule({
-    db: database, ledger, payment, guard, fileDir: config.fileDir, sandbox: { baseUrl: config.sandboxUrl, key: sandboxKey ?? '' },
+    db: database, ledger, payment, guard, fileDir: config.fileDir, inboxDir: config.reconInbox, sandbox: { baseUrl: config.sandboxUrl, key: sandboxKey ?? '' },
     // No sandbox channel, no daily sandbox reconciliation.
     ...(sandboxKey === null ? { dailyChannels: [] } : {}),
     ...options.recon,

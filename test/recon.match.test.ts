@@ -364,7 +364,10 @@ test('supervision through the admin API: a bank CSV statement, stored and parsed
   assert.equal(mapped.status, 200);
   const today = new Date(Date.now() + 8 * 3600_000).toISOString().slice(0, 10);
   const csv = ['交易日期,交易时间,流水号,借方发生额,贷方发生额,余额,对方户名,摘要', `${today},10:00:00,BK-1,,50.00,50.00,某业主,缴存`, `${today},11:00:00,BK-2,15.00,,35.00,某施工队,维修支出`, `${today},12:00:00,BK-3,,2.00,37.00,银行,利息`].join('\r\n') + '\r\n';
-  const file = writeFile('bank.csv', csv);
+  // The API reads only its inbox: the statement's bytes are uploaded there first.
+  const uploaded = await fetch(`${stack.url}/v1/admin/recon/files`, { method: 'POST', headers: { ...auth, 'content-type': 'application/octet-stream' }, body: csv });
+  assert.equal(uploaded.status, 201);
+  const { file } = (await uploaded.json()) as { file: string };
   const res = await fetch(`${stack.url}/v1/admin/recon/supervision`, { method: 'POST', headers: auth, body: JSON.stringify({ bankAccountNo: '6217000099990001', billDate: today, file }) });
   const body = (await res.json()) as { matched: number; mistakes: Record<string, number>; blocked: boolean; bankClosingFen: string; ledgerClosingFen: string };
   assert.equal(res.status, 200, JSON.stringify(body));

@@ -47,6 +47,8 @@ export interface Config {
   readonly redisUrl: string | null;
   readonly rate: RateConfig;
   readonly channelGuard: ChannelGuardConfig;
+  /** The only folder the reconciliation API reads statement files from (null: a temp folder). */
+  readonly reconInbox: string | null;
 }
 
 export interface RateConfig {
@@ -159,5 +161,6 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       breakerWindowMs: intFromEnv(env, 'CUSTOS_CHANNEL_BREAKER_WINDOW_MS', 30_000, 100, 3_600_000),
     },
     fileDir: env.CUSTOS_FILE_DIR ? path.resolve(env.CUSTOS_FILE_DIR) : dataDir === null ? null : path.join(dataDir, 'files'),
+    reconInbox: env.CUSTOS_RECON_INBOX ? path.resolve(env.CUSTOS_RECON_INBOX) : dataDir === null ? null : path.join(dataDir, 'inbox'),
   };
 }

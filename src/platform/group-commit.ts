@@ -3,6 +3,13 @@
 // results. While a batch commits, the next one fills up, so a hot row or a commit's
 // WAL flush is paid once per batch instead of once per item. The ledger uses it for
 // transfers, the payment center for new orders.
+//
+// One caller's bad item must not fail the others': when a batch fails, its callers are
+// run again apart — split in halves, recursively — so only the callers whose items fail
+// alone get the error, and every other caller's items commit exactly once (a failed
+// batch commits nothing: it is one transaction). A caller's items are never split from
+// each other. The number of runs is bounded: at most 2n − 1 for n callers. Errors that
+// say the database itself is unreachable are not split (every half would fail too).
 import { assert } from './assert.ts';
 
 interface Request<I, R> {
@@ -17,6 +24,15 @@ export type BatchRunner<I, R> = (items: I[], segmentEnds: number[]) => Promise<R
 export interface GroupCommitStats {
   batches: number;
   items: number;
+  /** Failed batches that were split to isolate the failing callers. */
+  splits: number;
+}
+
+/** Connection-level failures: the database is down, splitting would only repeat them. */
+export function isConnectionError(error: unknown): boolean {
+  const code = (error as { code?: unknown } | null)?.code;
+  if (typeof code !== 'string') return false;
+  return /^(08|57P0)/.test(code) || ['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', 'ENOTFOUND'].includes(code);
 }
 
 export class GroupCommit<I, R> {
@@ -26,10 +42,12 @@ export class GroupCommit<I, R> {
   private readonly queue: Request<I, R>[] = [];
   private queueHead = 0;
   private inFlight = 0;
-  readonly stats: GroupCommitStats = { batches: 0, items: 0 };
+  readonly stats: GroupCommitStats = { batches: 0, items: 0, splits: 0 };
+  private readonly splittable: (error: unknown) => boolean;
 
-  constructor(run: BatchRunner<I, R>, batchMax: number, concurrency: number) {
+  constructor(run: BatchRunner<I, R>, batchMax: number, concurrency: number, options: { splittable?: (error: unknown) => boolean } = {}) {
     assert(batchMax >= 1 && concurrency >= 1, 'group commit limits are positive');
+    this.splittable = options.splittable ?? ((error) => !isConnectionError(error));
     this.run = run;
     this.batchMax = batchMax;
     this.concurrency = concurrency;
@@ -91,25 +109,37 @@ export class GroupCommit<I, R> {
     return batch;
   }
 
+  /** Runs the batch; on failure runs each half apart, down to single callers. */
   private async execute(batch: Request<I, R>[]): Promise<void> {
+    try {
+      await this.runOnce(batch);
+    } catch (error) {
+      if (batch.length === 1 || !this.splittable(error)) {
+        for (const request of batch) request.reject(error);
+        return;
+      }
+      this.stats.splits += 1;
+      const middle = Math.ceil(batch.length / 2);
+      await this.execute(batch.slice(0, middle));
+      await this.execute(batch.slice(middle));
+    }
+  }
+
+  private async runOnce(batch: Request<I, R>[]): Promise<void> {
     const items: I[] = [];
     const segmentEnds: number[] = [];
     for (const request of batch) {
       for (const item of request.items) items.push(item);
       segmentEnds.push(items.length);
     }
-    try {
-      const results = await this.run(items, segmentEnds);
-      assert(results.length === items.length, 'one result per item');
-      this.stats.batches += 1;
-      this.stats.items += items.length;
-      let start = 0;
-      for (let i = 0; i < batch.length; i += 1) {
-        batch[i].resolve(results.slice(start, segmentEnds[i]));
-        start = segmentEnds[i];
-      }
-    } catch (error) {
-      for (const request of batch) request.reject(error);
+    const results = await this.run(items, segmentEnds);
+    assert(results.length === items.length, 'one result per item');
+    this.stats.batches += 1;
+    this.stats.items += items.length;
+    let start = 0;
+    for (let i = 0; i < batch.length; i += 1) {
+      batch[i].resolve(results.slice(start, segmentEnds[i]));
+      start = segmentEnds[i];
     }
   }
 }

@@ -9,6 +9,10 @@ import { cstDate } from '../platform/time.ts';
 import type { Ledger } from '../ledger/index.ts';
 import type { PaymentCenter } from '../payment/index.ts';
 import { createStatementStore, type ReconFileRow } from './fetch/store.ts';
+import { createInbox, type Inbox } from './fetch/inbox.ts';
+import { mkdtempSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 import { parseStatement, BillRejected, type BankRecord } from './parse/index.ts';
 
 const BANK_ROWS_MAX = 1_000_000;
@@ -22,6 +26,8 @@ export interface ReconModuleOptions extends Pick<ReconOptions, 'channels' | 'poo
   guard: (req: never) => Promise<void>;
   /** Statement files as received (null: a temp folder). */
   fileDir: string | null;
+  /** The only folder the admin API reads named statement files from (null or absent: a temp folder). */
+  inboxDir?: string | null;
   sandbox: { baseUrl: string; key: string };
   /** Channels with a daily job (cron in Beijing time, default 10:00 for the previous day). */
   dailyChannels?: string[];
@@ -99,8 +105,17 @@ export function createReconModule(options: ReconModuleOptions) {
     await jobs.schedule(RECON_QUEUE, options.dailyCron ?? '0 10 * * *', {});
   }
 
-  const routes: Array<(app: FastifyInstance) => Promise<void>> = [reconRoutes({ recon: service, guard: options.guard, readerFor: (ch, d, f) => readerFor(ch, d, f), runSupervisionFile })];
-  return { service, routes, readerFor, runDaily, runSupervisionFile, startJobs };
+  // The API names files only inside the inbox (or uploads them there); the CLI without a
+  // server (the operator's shell) passes local paths to readerFor directly.
+  let inbox: Inbox | null = null;
+  const inboxOf = () => (inbox ??= createInbox(options.inboxDir ?? mkdtempSync(path.join(os.tmpdir(), 'custos-inbox-'))));
+  const routes: Array<(app: FastifyInstance) => Promise<void>> = [reconRoutes({
+    recon: service, guard: options.guard,
+    readerFor: async (ch, d, f) => readerFor(ch, d, f === null ? null : await inboxOf().resolve(f)),
+    runSupervisionFile: async (input) => runSupervisionFile({ ...input, file: await inboxOf().resolve(input.file) }),
+    upload: (bytes) => inboxOf().upload(bytes),
+  })];
+  return { service, routes, readerFor, runDaily, runSupervisionFile, startJobs, inbox: inboxOf };
 }
 
 const KIND_OF_FORMAT = { wechat: 'wechat:ALL', alipay: 'alipay:trade', unionpay: 'unionpay:ZM' } as const;

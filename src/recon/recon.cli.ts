@@ -57,6 +57,26 @@ async function api(config: Config, url: string, method: string, p: string, body?
   return answer;
 }
 
+/** Uploads a local statement file to the running server's reconciliation inbox. */
+async function upload(config: Config, url: string, file: string): Promise<unknown> {
+  const { readFile, stat } = await import('node:fs/promises');
+  const { UPLOAD_BYTES_MAX } = await import('./recon.routes.ts');
+  const size = await stat(file).then((s) => s.size, (error: NodeJS.ErrnoException) => {
+    throw new CliFailure(`cannot read ${file}: ${error.code ?? error.message}`);
+  });
+  if (size > UPLOAD_BYTES_MAX) throw new CliFailure(`${file} is larger than ${UPLOAD_BYTES_MAX} bytes`);
+  const { resolveAdminToken } = await import('../platform/admin-token.ts');
+  const { token } = await resolveAdminToken(config);
+  const res = await fetch(url + '/v1/admin/recon/files', {
+    method: 'POST', signal: AbortSignal.timeout(600_000),
+    headers: { authorization: `Bearer ${token}`, 'content-type': 'application/octet-stream' },
+    body: await readFile(file),
+  });
+  const answer = (await res.json()) as { code?: string; message?: string };
+  if (!res.ok) throw new CliFailure(`${answer.code ?? res.status}: ${answer.message ?? `HTTP ${res.status}`}`);
+  return answer;
+}
+
 /** Opens the platform on the database (no server running) for one command. */
 async function withPlatform<T>(config: Config, work: (p: Awaited<ReturnType<typeof import('../server.ts')['createPlatform']>>) => Promise<T>): Promise<T> {
   const { createPlatform } = await import('../server.ts');
@@ -132,7 +152,9 @@ async function run(argv: string[]): Promise<number> {
   const server = config.databaseUrl ? null : runningServer(config.dataDir);
   let summary: BatchSummary;
   if (server) {
-    summary = (await api(config, server.url, 'POST', '/v1/admin/recon/runs', { channel, billDate: date, ...(file ? { file } : {}), ...(values.account ? { mchAccount: values.account } : {}) })) as BatchSummary;
+    // The server reads only its inbox: the operator's local file is uploaded to it first.
+    const uploaded = file ? ((await upload(config, server.url, file)) as { file: string }).file : null;
+    summary = (await api(config, server.url, 'POST', '/v1/admin/recon/runs', { channel, billDate: date, ...(uploaded ? { file: uploaded } : {}), ...(values.account ? { mchAccount: values.account } : {}) })) as BatchSummary;
   } else {
     const bar = progressBar();
     try {

@@ -16,7 +16,12 @@ export interface ReconRouteDeps {
   /** The statement of a (channel, bill date), from a local file or the statement store. */
   readerFor: (channel: string, billDate: string, file: string | null) => Promise<{ reader: RecordReader; source: string }>;
   runSupervisionFile: (input: { bankAccountNo: string; billDate: string; file: string; kind: 'bank:csv' | 'bank:xlsx' | 'bank:xls' }) => Promise<unknown>;
+  /** Stores an uploaded statement in the inbox; the answer's `file` names it in later requests. */
+  upload: (bytes: Buffer) => Promise<{ file: string; sha256: string; sizeBytes: number }>;
 }
+
+/** Largest statement upload through the API. */
+export const UPLOAD_BYTES_MAX = 512 * 1024 * 1024;
 
 function parseId(text: string): bigint {
   if (!/^[0-9]{1,18}$/.test(text)) throw badRequest('RECON_ID_INVALID', 'mistake id must be a number');
@@ -34,6 +39,15 @@ export function reconRoutes(deps: ReconRouteDeps) {
   return async (app: FastifyInstance) => {
     app.register(async (scope) => {
       scope.addHook('onRequest', deps.guard as never);
+      scope.addContentTypeParser('application/octet-stream', { parseAs: 'buffer', bodyLimit: UPLOAD_BYTES_MAX }, (_req, body, done) => done(null, body));
+
+      scope.post('/v1/admin/recon/files', {
+        bodyLimit: UPLOAD_BYTES_MAX,
+        schema: { tags, security, summary: '上传对账文件（application/octet-stream）/ upload a statement file\'s bytes; pass the answer\'s `file` to runs, batches or supervision' },
+      }, async (request, reply) => {
+        if (!Buffer.isBuffer(request.body)) throw badRequest('RECON_UPLOAD_INVALID', '请以 application/octet-stream 上传文件内容 / send the file\'s bytes as application/octet-stream');
+        return reply.status(201).send(await deps.upload(request.body));
+      });
 
       scope.post('/v1/admin/recon/batches', {
         schema: {

@@ -7,6 +7,7 @@ import { settleErrors } from './settlement.errors.ts';
 import type { SettlementService, PartyInput } from './settlement.service.ts';
 import { statementCsv, statementXlsx } from './statement.ts';
 import * as repo from './settlement.repo.ts';
+import { isValidDate } from '../platform/time.ts';
 
 const security = [{ bearer: [] }];
 const tags = ['settlement 清结算'];
@@ -73,6 +74,7 @@ export function settlementRoutes(deps: { db: Database; settlement: SettlementSer
 
       scope.get('/v1/admin/settlement/batches/:date', { schema: { tags, security, summary: '结算批次 / a batch and its settlements' } }, async (request) => {
         const { date } = request.params as { date: string };
+        if (!isValidDate(date)) throw settleErrors.dateInvalid(`日期须为 YYYY-MM-DD / the date must be YYYY-MM-DD, got ${JSON.stringify(date.slice(0, 40))}`);
         const batch = await repo.findBatch(db.kysely, date);
         if (!batch) throw settleErrors.batchNotFound(`该日无结算批次 / no settlement batch for ${date}`);
         return json({ batch, settlements: await repo.listSettlements(db.kysely, { batchId: batch.batch_id }, LIST_MAX) });

@@ -3,7 +3,8 @@
 // rows, parsed, or the list of rejected rows (row number, column, reason zh + en).
 // Nothing here touches the database; register.service.ts imports in one transaction.
 import ExcelJS from 'exceljs';
-import { badRequest } from '../../platform/errors.ts';
+import { AppError, badRequest } from '../../platform/errors.ts';
+import { readZip, ZipError } from '../../platform/zip.ts';
 import { BUILDING_TYPES, UNIT_USES, parseAreaM2e2, parseYuanToFen, type Owner } from './model.ts';
 
 /** At most this many data rows in one file. */
@@ -11,6 +12,15 @@ export const IMPORT_ROWS_MAX = 20_000;
 /** At most this many rejections reported (the rest are counted). */
 export const REJECTIONS_SHOWN_MAX = 500;
 export const IMPORT_BYTES_MAX = 6 * 1024 * 1024;
+/**
+ * At most this many bytes once an .xlsx is decompressed (all its parts together). A
+ * register of IMPORT_ROWS_MAX rows is well under it; a zip bomb is refused from the
+ * archive's central directory before anything is inflated or handed to exceljs.
+ */
+export const IMPORT_XLSX_UNCOMPRESSED_MAX = 64 * 1024 * 1024;
+const IMPORT_XLSX_ENTRIES_MAX = 1000;
+/** Control characters no register field holds (tab, LF and CR are CSV structure). */
+const CONTROL_CHARS = /[\u0000-\u0008\u000B\u000C\u000E-\u001F\u007F]/;
 
 /** The columns: code name, accepted headers (Chinese first), required. */
 export const IMPORT_COLUMNS = [
@@ -49,10 +59,35 @@ export type ParseResult = { ok: true; rows: ImportRow[] } | { ok: false; rejecte
 export async function readTable(format: 'xlsx' | 'csv', bytes: Buffer): Promise<string[][]> {
   if (bytes.length === 0) throw badRequest('FUND_IMPORT_EMPTY', '文件为空 / the file is empty');
   if (bytes.length > IMPORT_BYTES_MAX) throw badRequest('FUND_IMPORT_TOO_LARGE', `文件过大（上限 ${IMPORT_BYTES_MAX} 字节）/ the file is larger than ${IMPORT_BYTES_MAX} bytes; split it`);
-  return format === 'xlsx' ? readXlsx(bytes) : parseCsv(bytes.toString('utf8'));
+  const table = format === 'xlsx' ? await readXlsx(bytes) : parseCsv(bytes.toString('utf8'));
+  checkCells(table);
+  return table;
+}
+
+/** A NUL or another control character in any cell rejects the file (422), naming the cell. */
+function checkCells(table: string[][]): void {
+  for (let r = 0; r < table.length; r += 1) {
+    const c = table[r].findIndex((cell) => CONTROL_CHARS.test(cell));
+    if (c >= 0) {
+      throw new AppError('FUND_IMPORT_INVALID_CHARACTER', 422, `第 ${r + 1} 行第 ${c + 1} 列含有 NUL 或控制字符 / row ${r + 1}, column ${c + 1} holds a NUL or control character; remove it`, { row: r + 1, column: c + 1 });
+    }
+  }
+}
+
+/** The archive's declared and actual sizes, checked by the bounded zip reader before exceljs sees it. */
+export function checkXlsxArchive(bytes: Buffer): void {
+  try {
+    readZip(bytes, { entriesMax: IMPORT_XLSX_ENTRIES_MAX, uncompressedBytesMax: IMPORT_XLSX_UNCOMPRESSED_MAX });
+  } catch (error) {
+    if (error instanceof ZipError && error.code === 'ZIP_TOO_LARGE') {
+      throw new AppError('FUND_IMPORT_TOO_LARGE', 413, `Excel 文件解压后过大（上限 ${IMPORT_XLSX_UNCOMPRESSED_MAX} 字节）/ the .xlsx decompresses to more than ${IMPORT_XLSX_UNCOMPRESSED_MAX} bytes; split it or save it again`);
+    }
+    throw badRequest('FUND_IMPORT_UNREADABLE', `无法读取 Excel 文件 / the file is not a readable .xlsx workbook (${(error as Error).message})`);
+  }
 }
 
 async function readXlsx(bytes: Buffer): Promise<string[][]> {
+  checkXlsxArchive(bytes);
   const workbook = new ExcelJS.Workbook();
   try {
     await workbook.xlsx.load(bytes as unknown as ArrayBuffer);

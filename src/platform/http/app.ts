@@ -9,6 +9,8 @@ import swaggerUi from '@fastify/swagger-ui';
 import { sql, type Database } from '../db.ts';
 import type { Metrics } from '../metrics.ts';
 import { installErrorHandler } from './errors.ts';
+import { installCharacterCheck, MULTILINE } from './characters.ts';
+import { recordRoutes } from './routes.ts';
 
 export interface AppOptions {
   db: Database;
@@ -56,7 +58,7 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
     },
     requestIdHeader: false,
     bodyLimit: options.bodyLimitBytes ?? 8 * 1024 * 1024,
-    ajv: { customOptions: { coerceTypes: false, removeAdditional: false, allErrors: false } },
+    ajv: { customOptions: { coerceTypes: false, removeAdditional: false, allErrors: false, keywords: [MULTILINE] } },
   });
   app.addHook('onSend', async (request, reply) => {
     reply.header('x-request-id', request.id);
@@ -84,6 +86,9 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
     );
   });
   installErrorHandler(app);
+  // Before any route: strings no field can hold (NUL, controls, lone surrogates) are a 400.
+  installCharacterCheck(app);
+  recordRoutes(app);
   await app.register(swagger, {
     openapi: {
       info: { title: 'Custos API', description: '资金监管支付清结算平台 / payment, clearing and settlement for housing-fund supervision', version: '0.1.0' },

@@ -7,7 +7,7 @@
 // (`open`), never the network, and the copy's sha256 is checked as it is read.
 import { createHash, randomBytes } from 'node:crypto';
 import { createReadStream, createWriteStream, mkdtempSync } from 'node:fs';
-import { mkdir, rename, rm, stat } from 'node:fs/promises';
+import { chmod, mkdir, rename, rm, stat } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { Transform, type Readable, type TransformCallback } from 'node:stream';
@@ -77,13 +77,15 @@ export function createStatementStore(options: StoreOptions): StatementStore {
   }
 
   async function attemptOnce(source: StatementSource, meta: StatementMeta, limits: Required<FetchLimits>): Promise<ReconFileRow> {
-    await mkdir(path.join(dir, 'tmp'), { recursive: true });
+    // Statements hold payers and amounts: the folders are 0700, the files 0600.
+    await mkdir(path.join(dir, 'tmp'), { recursive: true, mode: 0o700 });
+    await chmod(dir, 0o700).catch(() => {});
     const tmp = path.join(dir, 'tmp', `${Date.now()}-${randomBytes(8).toString('hex')}`);
     const hasher = new HashingCounter(limits.sizeMaxBytes);
     const controller = new AbortController();
     const timer = setTimeout(() => controller.abort(new FetchError('FETCH_TIMEOUT', `the transfer took longer than ${limits.transferTimeoutMs} ms`)), limits.transferTimeoutMs);
     hasher.once('error', (error) => controller.abort(error instanceof FetchError ? error : new FetchError('FETCH_FAILED', String(error))));
-    const toDisk = pipeline(hasher, createWriteStream(tmp));
+    const toDisk = pipeline(hasher, createWriteStream(tmp, { mode: 0o600 }));
     toDisk.catch(() => {}); // awaited below; on failure the transfer's own error is the one reported
     try {
       const { name } = await transfer(source, { vars: { billDate: meta.billDate, account: meta.account ?? '' }, destination: hasher, signal: controller.signal, limits });
@@ -133,7 +135,7 @@ function checkMeta(meta: StatementMeta): void {
 
 /** Moves the temp file to its content address; identical bytes already there are kept. */
 async function placeFile(tmp: string, target: string, sizeBytes: number): Promise<void> {
-  await mkdir(path.dirname(target), { recursive: true });
+  await mkdir(path.dirname(target), { recursive: true, mode: 0o700 });
   const existing = await stat(target).catch(() => null);
   if (existing && existing.size === sizeBytes) return;
   await rename(tmp, target);

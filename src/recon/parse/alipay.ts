@@ -5,7 +5,7 @@
 import iconv from 'iconv-lite';
 import { readZip, ZipError } from '../../platform/zip.ts';
 import { AmountInvalid, parseYuan } from './amount.ts';
-import { BillRejected, type BillTotals, type ChannelRecord } from './wechat.ts';
+import { BillRejected, checkControlChars, type BillTotals, type ChannelRecord } from './wechat.ts';
 
 const REQUIRED = ['支付宝交易号', '商户订单号', '业务类型', '完成时间', '商家实收（元）', '服务费（元）'] as const;
 const ENTRY_BYTES_MAX = 512 * 1024 * 1024;
@@ -23,6 +23,7 @@ export function parseAlipayBill(zip: Buffer, onRecord: (record: ChannelRecord) =
   if (index < 0) throw new BillRejected('BILL_HEADER_INVALID', `no 业务明细.csv in the archive (found ${names.join(', ') || 'nothing'})`);
   const text = iconv.decode(entries[index].data, 'gbk');
   if (text.includes('\uFFFD')) throw new BillRejected('BILL_ROW_INVALID', 'the detail file is not valid GBK');
+  checkControlChars(text);
   return parseDetail(text.split(/\r?\n/), onRecord);
 }
 

@@ -7,7 +7,7 @@
 // the balances chain (previous balance ± amount = balance, in either row order), and
 // a 合计 row, when present, equals the rows' sums.
 import { AmountInvalid, parseYuan } from './amount.ts';
-import { BillRejected } from './wechat.ts';
+import { BillRejected, checkControlChars } from './wechat.ts';
 
 export interface BankRecord {
   /** YYYY-MM-DD. */
@@ -69,6 +69,7 @@ const normalize = (name: string) => name.replace(/[（(][^)）]*[)）]/g, '').re
 export function textOf(cell: Cell): string {
   if (cell === null || cell === undefined) return '';
   if (cell instanceof Date) return cell.toISOString();
+  if (typeof cell === 'string') checkControlChars(cell.replace(/[\t\n\r]/g, ''));
   return String(cell).replace(/^\uFEFF/, '').replace(/\t/g, '').trim();
 }
 

@@ -6,7 +6,7 @@
 // picks UTF-8 or GBK from a BOM or from whether the first 64 KiB are valid UTF-8.
 import iconv from 'iconv-lite';
 import { isUtf8 } from 'node:buffer';
-import { BillRejected } from './wechat.ts';
+import { BillRejected, checkControlChars } from './wechat.ts';
 
 export type TextEncoding = 'utf8' | 'gbk';
 
@@ -96,6 +96,7 @@ export async function* linesOf(input: AsyncIterable<Buffer>, encoding: TextEncod
       lineNo += 1;
       if (line.endsWith('\r')) line = line.slice(0, -1);
       if (lineNo === 1 && line.startsWith('\uFEFF')) line = line.slice(1);
+      checkControlChars(line, lineNo);
       yield line;
     }
     if (pending.length > LINE_CHARS_MAX) throw new BillRejected('BILL_ROW_INVALID', `line ${lineNo + 1} is longer than ${LINE_CHARS_MAX} characters: not a statement`);

@@ -8,7 +8,7 @@
 // signs) and the file is rejected whole at the first bad one.
 import iconv from 'iconv-lite';
 import { readZip, ZipError } from '../../platform/zip.ts';
-import { BillRejected, type BillTotals, type ChannelRecord } from './wechat.ts';
+import { BillRejected, checkControlChars, type BillTotals, type ChannelRecord } from './wechat.ts';
 import { isUtf8Prefix } from './text.ts';
 
 export const ZM_FIELDS: ReadonlyArray<readonly [string, number]> = [
@@ -92,6 +92,7 @@ function fieldsOf(line: Buffer, where: string): Map<string, string> {
     if (i > 0 && padded[at - 1] !== 0x20) throw new BillRejected('BILL_ROW_INVALID', `${where}: no space before ${field} at byte ${at}: the columns are shifted`);
     const text = iconv.decode(padded.subarray(at, at + width), 'gbk');
     if (text.includes('\uFFFD')) throw new BillRejected('BILL_ENCODING_INVALID', `${where}: ${field} is not valid GBK`);
+    checkControlChars(text);
     fields.set(field, text.trim());
   });
   return fields;

@@ -13,7 +13,17 @@ export type BillErrorCode = 'BILL_HEADER_INVALID' | 'BILL_ROW_INVALID' | 'BILL_A
   /** A bank statement's balances do not chain: previous balance ± amount ≠ balance. */
   | 'BILL_BALANCE_BROKEN'
   /** The archive or workbook container is damaged or not what was configured. */
-  | 'BILL_ARCHIVE_INVALID';
+  | 'BILL_ARCHIVE_INVALID'
+  /** A NUL byte or another control character no text field can hold (PostgreSQL refuses NUL). */
+  | 'BILL_CONTROL_CHAR';
+
+/** Control characters a statement's text never holds (tab, LF and CR are line structure). */
+const CONTROL_CHARS = /[\u0000-\u0008\u000B\u000C\u000E-\u001F]/;
+
+/** Rejects text holding a NUL or another control character (BILL_CONTROL_CHAR). */
+export function checkControlChars(text: string, line: number | null = null): void {
+  if (CONTROL_CHARS.test(text)) throw new BillRejected('BILL_CONTROL_CHAR', 'a NUL byte or control character in the file: not a statement / 文件含有 NUL 或控制字符，不是对账单', line);
+}
 
 export class BillRejected extends Error {
   readonly code: BillErrorCode;
@@ -140,6 +150,7 @@ export class WechatBillScanner {
 
   line(raw: string): boolean {
     this.lineNo += 1;
+    checkControlChars(raw, this.lineNo);
     let line = raw.charCodeAt(raw.length - 1) === 13 ? raw.slice(0, -1) : raw;
     if (line.charCodeAt(0) === 0xfeff) line = line.slice(1);
     else if (this.bytes && line.startsWith(UTF8_BOM_BYTES)) line = line.slice(3);
