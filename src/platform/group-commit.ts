@@ -4,6 +4,10 @@
 // WAL flush is paid once per batch instead of once per item. The ledger uses it for
 // transfers, the payment center for new orders.
 import { assert } from './assert.ts';
+import { overloaded } from './errors.ts';
+
+/** Items a queue holds at most by default (waiting and in flight), per batch slot. */
+const QUEUE_BATCHES_MAX = 8;
 
 interface Request<I, R> {
   items: I[];
@@ -17,6 +21,10 @@ export type BatchRunner<I, R> = (items: I[], segmentEnds: number[]) => Promise<R
 export interface GroupCommitStats {
   batches: number;
   items: number;
+  /** Items accepted and not yet answered (waiting or in a running batch). */
+  queued: number;
+  /** The bound on `queued`: beyond it submit() refuses with OVERLOADED (503). */
+  queueMax: number;
 }
 
 export class GroupCommit<I, R> {
@@ -26,21 +34,38 @@ export class GroupCommit<I, R> {
   private readonly queue: Request<I, R>[] = [];
   private queueHead = 0;
   private inFlight = 0;
-  readonly stats: GroupCommitStats = { batches: 0, items: 0 };
+  readonly stats: GroupCommitStats;
 
-  constructor(run: BatchRunner<I, R>, batchMax: number, concurrency: number) {
+  /** queueMax: items held at most (default: 8 full batches per slot); more are refused with OVERLOADED. */
+  constructor(run: BatchRunner<I, R>, batchMax: number, concurrency: number, queueMax = batchMax * concurrency * QUEUE_BATCHES_MAX) {
     assert(batchMax >= 1 && concurrency >= 1, 'group commit limits are positive');
+    assert(queueMax >= batchMax, 'the queue holds at least one batch');
     this.run = run;
     this.batchMax = batchMax;
     this.concurrency = concurrency;
+    this.stats = { batches: 0, items: 0, queued: 0, queueMax };
   }
 
+  /** Refuses at once (OVERLOADED) when the queue is full: work already accepted finishes. */
   submit(items: I[]): Promise<R[]> {
     assert(items.length >= 1 && items.length <= this.batchMax, 'a request fits in one batch');
-    return new Promise((resolve, reject) => {
+    if (this.stats.queued + items.length > this.stats.queueMax) {
+      return Promise.reject(overloaded(`写入队列已满（${this.stats.queued} 项）/ the write queue is full (${this.stats.queued} items)`));
+    }
+    this.stats.queued += items.length;
+    return new Promise<R[]>((resolve, reject) => {
       this.queue.push({ items, resolve, reject });
       this.schedule();
+    }).finally(() => {
+      this.stats.queued -= items.length;
     });
+  }
+
+  /** Resolves when every accepted item has been answered (graceful shutdown); bounded by timeoutMs. */
+  async drain(timeoutMs: number): Promise<boolean> {
+    const deadline = Date.now() + timeoutMs;
+    while (this.stats.queued > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
+    return this.stats.queued === 0;
   }
 
   private scheduled = false;

@@ -8,6 +8,7 @@ import swaggerUi from '@fastify/swagger-ui';
 import { sql, type Database } from '../db.ts';
 import type { Metrics } from '../metrics.ts';
 import { installErrorHandler } from './errors.ts';
+import { overloaded } from '../errors.ts';
 
 export interface AppOptions {
   db: Database;
@@ -15,7 +16,12 @@ export interface AppOptions {
   logLevel?: string;
   bodyLimitBytes?: number;
   modules: Array<(app: FastifyInstance) => Promise<void> | void>;
+  /** Load shedding: a check that names what is saturated (→ 503 OVERLOADED), and the Retry-After seconds. */
+  shed?: { check: () => { saturated: string | null }; retryAfterS: number };
 }
+
+/** Never shed: health, metrics and the docs must answer exactly when the rest is busy. */
+const NOT_SHED = /^\/(healthz|metrics|docs)(\/|\?|$)/;
 
 export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
   const app = Fastify({
@@ -30,7 +36,17 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
   });
   app.addHook('onSend', async (request, reply) => {
     reply.header('x-request-id', request.id);
+    // Every 503 (shedding, a closing server, a full queue) says when to come back.
+    if (reply.statusCode === 503 && !reply.hasHeader('retry-after')) reply.header('retry-after', String(options.shed?.retryAfterS ?? 1));
   });
+  const shed = options.shed;
+  if (shed) {
+    app.addHook('onRequest', async (request) => {
+      if (NOT_SHED.test(request.url)) return;
+      const { saturated } = shed.check();
+      if (saturated) throw overloaded(saturated);
+    });
+  }
   app.addHook('onResponse', async (request, reply) => {
     const route = request.routeOptions.url ?? 'unknown';
     options.metrics.httpDuration.observe(
