@@ -48,6 +48,10 @@ export interface StackOptions {
   extraAdapters?: ChannelAdapter[];
   /** Reconciliation options for the platform (hooks are called after the platform's own). */
   recon?: PlatformOptions['recon'];
+  /** More environment for the platform's configuration (e.g. CUSTOS_POOL_WAIT_MAX). */
+  env?: Record<string, string>;
+  /** The platform's injected clock (default: the system's). */
+  clock?: PlatformOptions['clock'];
 }
 
 export async function startStack(options: StackOptions = {}): Promise<Stack> {
@@ -60,12 +64,12 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
     CUSTOS_DATA_DIR: 'memory', CUSTOS_ADMIN_TOKEN: ADMIN_TOKEN, CUSTOS_MASTER_KEY: MASTER_KEY, LOG_LEVEL: 'silent',
     PORT: String(port), CUSTOS_SANDBOX_URL: sandboxUrl, CUSTOS_SANDBOX_KEY: SANDBOX_KEY,
     CUSTOS_NOTIFY_SCHEDULE_S: options.notifyScheduleS ?? '1,1,1', CUSTOS_REQ_TIME_WINDOW_S: options.reqTimeWindowS ?? '300',
-    CUSTOS_POLL_INTERVAL_S: '3600',
+    CUSTOS_POLL_INTERVAL_S: '3600', ...options.env,
   });
   const adapters = options.adapterTimeoutMs !== undefined || options.extraAdapters
     ? [createSandboxAdapter({ baseUrl: sandboxUrl, key: SANDBOX_KEY, timeoutMs: options.adapterTimeoutMs }), ...(options.extraAdapters ?? [])]
     : undefined;
-  const platform = await createPlatform(config, { db: t.db, adapters, recon: options.recon });
+  const platform = await createPlatform(config, { db: t.db, adapters, recon: options.recon, clock: options.clock });
   await platform.app.listen({ port, host: '127.0.0.1' });
   const stopBackground = options.background === false ? () => {} : await platform.startBackground();
   return {

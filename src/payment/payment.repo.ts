@@ -19,6 +19,8 @@ export interface PayOrderRow {
   channel_order_no: string | null; channel_user: string | null; err_code: string | null; err_msg: string | null;
   refund_amount: bigint; refund_times: number; division_state: number; recovered_by: string | null;
   expired_at: Date; success_at: Date | null; created_at: Date; updated_at: Date;
+  /** The check schedule (polling): when this order is next asked about at its channel, and how often it was. */
+  next_check_at?: Date; check_attempts?: number;
 }
 
 export interface RefundRow {
