@@ -29,7 +29,7 @@ async function createOrder(mchOrderNo: string): Promise<string> {
 }
 
 const rowOf = async (payOrderId: string) => (await sql<{ state: number; check_attempts: number; next_check_at: Date; close_reason: string | null }>`
-  SELECT state, check_attempts, next_check_at, close_reason FROM pay_orders WHERE pay_order_id = ${payOrderId}`.execute(stack.t.db.kysely)).rows[0];
+  SELECT * FROM pay_orders WHERE pay_order_id = ${payOrderId}`.execute(stack.t.db.kysely)).rows[0];
 
 test('more due orders than one round takes: successive rounds visit every one, and the newest paid ones are found', async () => {
   const total = 25;
@@ -44,7 +44,7 @@ test('more due orders than one round takes: successive rounds visit every one, a
   stack.sandbox.faults.notifyDrop = true;
   const paid = ids.slice(total - 5);
   for (const id of paid) await stack.sandbox.pay(id);
-  stack.sandbox.faults.notifyDrop = false;
+  await stack.sandbox.flush();
 
   for (let round = 0; round < Math.ceil(total / limit); round += 1) {
     const result = await stack.platform.payment.poll(undefined, limit);
@@ -56,6 +56,7 @@ test('more due orders than one round takes: successive rounds visit every one, a
   for (const id of ids) assert.equal((await rowOf(id)).check_attempts, 1, `order ${id} was checked exactly once over the rounds`);
   // Nothing is due any more: the next round takes nothing.
   assert.equal((await stack.platform.payment.poll(undefined, limit)).checked, 0);
+  stack.sandbox.faults.notifyDrop = false;
 });
 
 test('back-off per order (5 s, 10 s, 30 s …), never past its expiry; an expired order is closed at the channel and here', async () => {
