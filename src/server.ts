@@ -148,10 +148,14 @@ export async function createPlatform(config: Config, options: PlatformOptions = 
     async close() {
       if (closed) return;
       closed = true;
+      const step = (msg: string) => app?.log.info(msg);
       await stopBackground();
+      step('shutdown: pollers and timers stopped');
       await app?.close();
+      step('shutdown: HTTP closed, requests in flight answered');
       await Promise.all([drainQueue(ledger.stats), drainQueue(payment.orders.insertQueue)]);
       await jobs.stop();
+      step('shutdown: group commits drained, job workers stopped');
       if (!options.db) await database.close();
     },
   };

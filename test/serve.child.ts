@@ -58,7 +58,7 @@ export async function startServe(env: NodeJS.ProcessEnv): Promise<ServeChild> {
   const child = spawn(process.execPath, [BIN, 'serve'], { cwd: ROOT, env: { ...env, PORT: String(port) }, stdio: ['ignore', 'pipe', 'pipe'] });
   children.add(child);
   let out = '';
-  const keep = (chunk: Buffer) => { out = (out + chunk.toString()).slice(-20_000); };
+  const keep = (chunk: Buffer) => { out = (out + chunk.toString()).slice(-200_000); };
   child.stdout?.on('data', keep);
   child.stderr?.on('data', keep);
   const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => child.once('exit', (code, signal) => {
