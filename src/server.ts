@@ -26,6 +26,7 @@ import { createReconModule, RECON_QUEUE, type ReconModule } from './recon/index.
 const EXPIRY_INTERVAL_MS = 1000;
 /** Polling rounds per tick at most (each of config.pollBatch rows). */
 const POLL_ROUNDS_PER_TICK = 20;
+const CLOSE_IDLE_SWEEP_MS = 50;
 
 export interface Platform {
   app: FastifyInstance;
@@ -151,7 +152,7 @@ export async function createPlatform(config: Config, options: PlatformOptions = 
       const step = (msg: string) => app?.log.info(msg);
       await stopBackground();
       step('shutdown: pollers and timers stopped');
-      await app?.close();
+      if (app) await closeHttp(app);
       step('shutdown: HTTP closed, requests in flight answered');
       await Promise.all([drainQueue(ledger.stats), drainQueue(payment.orders.insertQueue)]);
       await jobs.stop();
@@ -159,6 +160,21 @@ export async function createPlatform(config: Config, options: PlatformOptions = 
       if (!options.db) await database.close();
     },
   };
+}
+
+/**
+ * Stops accepting and waits for the requests in flight. A keep-alive connection whose
+ * request finishes after close() began would otherwise stay open until its keep-alive
+ * timeout (72 s): such connections are closed as soon as they are idle.
+ */
+async function closeHttp(app: FastifyInstance): Promise<void> {
+  const closing = app.close();
+  const sweep = setInterval(() => app.server.closeIdleConnections?.(), CLOSE_IDLE_SWEEP_MS);
+  try {
+    await closing;
+  } finally {
+    clearInterval(sweep);
+  }
 }
 
 /** Waits (bounded) until a group commit has answered everything it accepted. */
