@@ -107,7 +107,11 @@ export async function createPlatform(config: Config, options: PlatformOptions = 
     db: database, metrics, logLevel: config.logLevel,
     shed: {
       retryAfterS: config.retryAfterS,
-      check: createShedder({ db: database, poolWaitMax: config.poolWaitMax, queues: () => [{ name: 'ledger', stats: ledger.stats }, { name: 'orders', stats: payment.orders.insertQueue }] }),
+      check: (() => {
+        const shed = createShedder({ db: database, poolWaitMax: config.poolWaitMax, queues: () => [{ name: 'ledger', stats: ledger.stats }, { name: 'orders', stats: payment.orders.insertQueue }] });
+        // While shutting down every new request is refused the same way (work in flight finishes).
+        return () => (closed ? { poolWaiting: 0, saturated: '服务正在停止 / shutting down', closing: true } : shed());
+      })(),
     },
     modules: [ledgerRoutes(ledger, metrics, guard), ...payment.routes, settlementRoutes({ db: database, settlement, adapters: () => adapters, guard }), ...fund.routes, ...recon.routes],
   });

@@ -17,7 +17,7 @@ export interface AppOptions {
   bodyLimitBytes?: number;
   modules: Array<(app: FastifyInstance) => Promise<void> | void>;
   /** Load shedding: a check that names what is saturated (→ 503 OVERLOADED), and the Retry-After seconds. */
-  shed?: { check: () => { saturated: string | null }; retryAfterS: number };
+  shed?: { check: () => { saturated: string | null; closing?: boolean }; retryAfterS: number };
 }
 
 /** Never shed: health, metrics and the docs must answer exactly when the rest is busy. */
@@ -33,6 +33,8 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
     requestIdHeader: false,
     bodyLimit: options.bodyLimitBytes ?? 8 * 1024 * 1024,
     ajv: { customOptions: { coerceTypes: false, removeAdditional: false, allErrors: false } },
+    // With shedding, a closing server answers through the shed check (OVERLOADED in each route's envelope).
+    return503OnClosing: !options.shed,
   });
   app.addHook('onSend', async (request, reply) => {
     reply.header('x-request-id', request.id);
@@ -41,9 +43,10 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
   });
   const shed = options.shed;
   if (shed) {
-    app.addHook('onRequest', async (request) => {
-      if (NOT_SHED.test(request.url)) return;
-      const { saturated } = shed.check();
+    app.addHook('onRequest', async (request, reply) => {
+      const { saturated, closing } = shed.check();
+      if (closing) reply.header('connection', 'close');
+      if (NOT_SHED.test(request.url) && !closing) return;
       if (saturated) throw overloaded(saturated);
     });
   }
