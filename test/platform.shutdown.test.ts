@@ -13,7 +13,9 @@ import {
 } from './serve.child.ts';
 
 const CLIENTS = 24;
-const LOAD_BEFORE_SIGTERM_MS = 2500;
+/** SIGTERM after this many orders and this many transfers are acknowledged (or LOAD_WAIT_MAX_MS). */
+const ACKED_BEFORE_SIGTERM = 50;
+const LOAD_WAIT_MAX_MS = 60_000;
 
 test('SIGTERM under load: exit 0, every acknowledged order and transfer kept, nothing half-written, ledger balanced', { skip: PG_ONLY, timeout: 180_000 }, async () => {
   const watchdog = setTimeout(killAllChildren, 170_000);
@@ -68,7 +70,11 @@ test('SIGTERM under load: exit 0, every acknowledged order and transfer kept, no
       }
     };
     const load = Promise.all(Array.from({ length: CLIENTS }, (_, w) => worker(w)));
-    await new Promise((r) => setTimeout(r, LOAD_BEFORE_SIGTERM_MS));
+    // SIGTERM once the load is well under way (or after a generous wait on a slow machine).
+    const loadStarted = Date.now();
+    while (Date.now() - loadStarted < LOAD_WAIT_MAX_MS && (ackedOrders.size < ACKED_BEFORE_SIGTERM || ackedTransfers.length < ACKED_BEFORE_SIGTERM)) {
+      await new Promise((r) => setTimeout(r, 100));
+    }
     const before = { orders: ackedOrders.size, transfers: ackedTransfers.length };
     const termAt = Date.now();
     server.child.kill('SIGTERM');
