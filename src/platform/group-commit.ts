@@ -61,13 +61,6 @@ export class GroupCommit<I, R> {
     });
   }
 
-  /** Resolves when every accepted item has been answered (graceful shutdown); bounded by timeoutMs. */
-  async drain(timeoutMs: number): Promise<boolean> {
-    const deadline = Date.now() + timeoutMs;
-    while (this.stats.queued > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
-    return this.stats.queued === 0;
-  }
-
   private scheduled = false;
 
   /**
