@@ -146,8 +146,8 @@ export async function createPlatform(config: Config, options: PlatformOptions = 
     },
     /**
      * Graceful: stop the pollers and timers (their running tick finishes), stop
-     * accepting and finish the requests in flight (Fastify answers new ones on open
-     * connections 503), let the group commits answer what they accepted, stop the job
+     * accepting and finish the requests in flight (new requests on open
+     * connections get 503 OVERLOADED), let the group commits answer what they accepted, stop the job
      * workers, close the pool.
      */
     async close() {
