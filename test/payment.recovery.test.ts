@@ -80,7 +80,7 @@ test('3,000 open orders, SIGKILL, payments and expiries while down, restart: all
       await new Promise((r) => setTimeout(r, 500));
     }
     const tookMs = Date.now() - restartedAt;
-    console.log(`# recovery: ${ORDERS} open orders (${PAID} paid at the channel, ${EXPIRED} expired) ${converged ? "converged" : "NOT converged"} in ${(tookMs / 1000).toFixed(1)} s after the restart`);
+    console.log(`# recovery: ${ORDERS} open orders (${PAID} paid at the channel, ${EXPIRED} expired) ${converged ? 'converged' : 'NOT converged'} in ${(tookMs / 1000).toFixed(1)} s after the restart`);
     assert.ok(converged, `not converged within ${CONVERGE_DEADLINE_MS / 1000} s:\n${server.output()}`);
 
     // Exactly once: one payment posting per paid order, none for the others.
