@@ -132,10 +132,23 @@ async function serve(): Promise<number> {
     process.once('SIGINT', shutdown);
     process.once('SIGTERM', shutdown);
   });
-  stop();
-  await platform.close();
-  await sandbox?.close();
+  // Graceful shutdown (docs/operations.md): pollers stop, requests in flight and group
+  // commits finish, job workers stop, the pool closes — bounded by CUSTOS_SHUTDOWN_TIMEOUT_S.
+  platform.app.log.warn('shutting down: no new requests; finishing work in flight');
+  let timer: NodeJS.Timeout | undefined;
+  const timedOut = new Promise<'timeout'>((resolve) => { timer = setTimeout(() => resolve('timeout'), config.shutdownTimeoutS * 1000); });
+  const outcome = await Promise.race([(async () => {
+    await stop();
+    await platform.close();
+    await sandbox?.close();
+    return 'done' as const;
+  })(), timedOut]);
+  clearTimeout(timer);
   release();
+  if (outcome === 'timeout') {
+    process.stderr.write(`关闭超时 / shutdown did not finish within ${config.shutdownTimeoutS} s (CUSTOS_SHUTDOWN_TIMEOUT_S)\n`);
+    return 1;
+  }
   return 0;
 }
 

@@ -481,7 +481,7 @@ test('a refund still at the channel holds part of the balance: the settlement is
 
   await fetch(`${stack.sandboxUrl}/v1/sim/faults/reset`, { method: 'POST' });
   await waitFor('refund settled by polling', async () => {
-    await stack.platform.payment.refunds.pollOpen(0, 100);
+    await stack.platform.payment.refunds.pollOpen({ forceBefore: new Date(), limit: 100, concurrency: 1 });
     return (await m.call('/api/refund/query', { mchRefundNo: 'short-1-r' })).body.data?.state === 2;
   });
   await settle('2026-10-28');

@@ -43,6 +43,10 @@ export interface PaymentOptions {
   onPaid?: (tx: Tx, order: PayOrderRow) => Promise<void>;
   /** Called before a new order is stored; throws an AppError to refuse it (risk rules). */
   checkOrder?: (input: UnifiedOrderInput) => Promise<void>;
+  /** The injected clock, as a Date (polling and expiry); default: the system time. */
+  now?: () => Date;
+  /** Channel queries in flight at once per polling round (default 8). */
+  pollConcurrency?: number;
   /** Called inside the refund-success transaction. */
   onRefunded?: (tx: Tx, refund: RefundRow) => Promise<void>;
   /** Per-merchant and per-app rate limits on the merchant API; absent = none. */
@@ -60,7 +64,9 @@ export function createPaymentCenter(options: PaymentOptions) {
   const merchants = createMerchantService({ db, box: options.box, outbound });
   const notify = createNotifyService({ db, jobs, merchants, outbound, scheduleS: options.notifyScheduleS, log: options.log });
   const common = { db, channels, postings, notify, publicUrl: options.publicUrl };
-  const orders = createOrderService({ ...common, onPaid: options.onPaid, checkOrder: options.checkOrder });
+  const now = options.now ?? (() => new Date());
+  const concurrency = options.pollConcurrency ?? 8;
+  const orders = createOrderService({ ...common, now, log: options.log, onPaid: options.onPaid, checkOrder: options.checkOrder });
   const refunds = createRefundService({ ...common, onRefunded: options.onRefunded });
   const transfers = createTransferService(common);
   const divisions = createDivisionService({ db, postings });
@@ -74,11 +80,18 @@ export function createPaymentCenter(options: PaymentOptions) {
     limitsRoutes({ limits, guard: options.guard }),
   ];
 
-  /** One round of background checks: open orders, refunds, transfers, lost notifications. */
-  async function poll(olderThanS = 30, limit = 200) {
-    const orderResult = await orders.pollOpen(olderThanS, limit);
-    const refundsSettled = await refunds.pollOpen(olderThanS, limit);
-    const transfersSettled = await transfers.pollOpen(olderThanS, limit);
+  /**
+   * One round of background checks: the open orders, refunds and transfers due on
+   * their check schedule (at most `limit` of each), and lost notifications. With
+   * `olderThanS` (a manual sweep), also every open one created that long ago, due or not.
+   */
+  async function poll(olderThanS?: number, limit = 200) {
+    const at = now();
+    const forceBefore = olderThanS === undefined ? null : new Date(at.getTime() - olderThanS * 1000);
+    const round = { forceBefore, limit, concurrency, now: at };
+    const orderResult = await orders.pollOpen(round);
+    const refundsSettled = await refunds.pollOpen(round);
+    const transfersSettled = await transfers.pollOpen(round);
     const requeued = await notify.sweep();
     return { ...orderResult, refundsSettled, transfersSettled, notificationsRequeued: requeued };
   }

@@ -15,6 +15,7 @@ import type { Postings } from './postings.ts';
 import type { NotifyService } from './notify.service.ts';
 import { PAY_STATE, fenNumber } from './types.ts';
 import { GroupCommit } from '../platform/group-commit.ts';
+import { forEachBounded } from '../platform/check-schedule.ts';
 
 const ORDER_INSERT_BATCH_MAX = 512;
 
@@ -30,6 +31,9 @@ export interface OrderDeps {
   postings: Postings;
   notify: NotifyService;
   publicUrl: string;
+  /** The injected clock, as a Date (polling and expiry). */
+  now?: () => Date;
+  log?: (msg: string, extra?: Record<string, unknown>) => void;
   onPaid?: (tx: Tx, order: repo.PayOrderRow) => Promise<void>;
   checkOrder?: (input: UnifiedOrderInput) => Promise<void>;
 }
@@ -55,6 +59,7 @@ export type OrderService = ReturnType<typeof createOrderService>;
 
 export function createOrderService(deps: OrderDeps) {
   const { db, channels, postings, notify } = deps;
+  const now = deps.now ?? (() => new Date());
   // New orders from concurrent requests share one INSERT and one commit.
   const inserts = new GroupCommit<repo.NewPayOrder, repo.PayOrderRow | null>(async (items) => {
     const rows = new Map((await repo.insertPayOrders(db.kysely, items)).map((r) => [r.pay_order_id, r]));
@@ -238,37 +243,43 @@ export function createOrderService(deps: OrderDeps) {
     else if (state.status === 'closed' && order.state <= PAY_STATE.paying) await close(order, 'expired').catch(() => undefined);
   }
 
-  /** Orders still open: ask their channel; expired ones are closed (unless paid). */
-  async function pollOpen(olderThanS: number, limit: number): Promise<{ checked: number; paid: number; closed: number }> {
-    const orders = await repo.findOpenOrders(db.kysely, new Date(Date.now() - olderThanS * 1000), limit);
+  /**
+   * One round of the check schedule: claims the open orders that are due (a bounded
+   * batch, oldest due first, each moved to its next check) and asks their channel, a
+   * bounded number at once. Paid ones become paid (the one success path); expired
+   * ones are closed at the channel, then here.
+   */
+  async function pollOpen(o: { forceBefore: Date | null; limit: number; concurrency: number }): Promise<{ checked: number; paid: number; closed: number; errors: number }> {
+    const orders = await repo.claimDueOrders(db.kysely, { now: now(), limit: o.limit, forceBefore: o.forceBefore });
     let paid = 0;
     let closed = 0;
-    for (const order of orders) {
-      const adapter: ChannelAdapter | undefined = order.if_code ? channels.get(order.if_code) : undefined;
-      try {
-        if (adapter && order.state === PAY_STATE.paying) {
-          const state = await adapter.queryOrder(order.pay_order_id);
-          if (state.status === 'success') {
-            await markPaid(order.pay_order_id, state, 'poll');
-            paid += 1;
-            continue;
-          }
-          if (state.status === 'failed') {
-            await markFailed(order.pay_order_id, 'CHANNEL_PAY_FAILED', '渠道支付失败');
-            continue;
-          }
-        }
-        if (order.expired_at.getTime() <= Date.now()) {
-          const after = await close(order, 'expired');
-          if (after.state === PAY_STATE.closed) closed += 1;
-          if (after.state === PAY_STATE.success) paid += 1;
-        }
-      } catch (error) {
-        if (!(error instanceof ChannelUnavailable) && !(error instanceof AppError)) throw error;
-      }
-    }
-    return { checked: orders.length, paid, closed };
+    const errors = await forEachBounded(orders, o.concurrency, async (order) => {
+      const outcome = await checkOrder(order);
+      if (outcome === 'paid') paid += 1;
+      if (outcome === 'closed') closed += 1;
+    }, (order, error) => {
+      if (!(error instanceof ChannelUnavailable) && !(error instanceof AppError)) deps.log?.('order check failed', { payOrderId: order.pay_order_id, err: String(error) });
+    });
+    return { checked: orders.length, paid, closed, errors };
   }
 
-  return { unifiedOrder, cashierPay, findForMerchant, close, markPaid, markFailed, applyChannelState, pollOpen, notifyOrder };
+  async function checkOrder(order: repo.PayOrderRow): Promise<'paid' | 'closed' | 'open'> {
+    const adapter: ChannelAdapter | undefined = order.if_code ? channels.get(order.if_code) : undefined;
+    if (adapter && order.state === PAY_STATE.paying) {
+      const state = await adapter.queryOrder(order.pay_order_id);
+      if (state.status === 'success') {
+        const after = await markPaid(order.pay_order_id, state, 'poll');
+        return after.state === PAY_STATE.success ? 'paid' : 'open';
+      }
+      if (state.status === 'failed') {
+        await markFailed(order.pay_order_id, 'CHANNEL_PAY_FAILED', '渠道支付失败');
+        return 'open';
+      }
+    }
+    if (order.expired_at.getTime() > now().getTime()) return 'open';
+    const after = await close(order, 'expired');
+    return after.state === PAY_STATE.closed ? 'closed' : after.state === PAY_STATE.success ? 'paid' : 'open';
+  }
+
+  return { unifiedOrder, cashierPay, findForMerchant, close, markPaid, markFailed, applyChannelState, pollOpen, notifyOrder, insertQueue: inserts.stats };
 }

@@ -1,5 +1,6 @@
 // All SQL of the payment center.
 import { sql, type Kdb, type Tx } from '../platform/db.ts';
+import { CHECK_BACKOFF_LITERAL, type ClaimOptions } from '../platform/check-schedule.ts';
 
 type Q = Kdb | Tx;
 
@@ -18,6 +19,8 @@ export interface PayOrderRow {
   channel_order_no: string | null; channel_user: string | null; err_code: string | null; err_msg: string | null;
   refund_amount: bigint; refund_times: number; division_state: number; recovered_by: string | null;
   expired_at: Date; success_at: Date | null; created_at: Date; updated_at: Date;
+  /** The check schedule (polling): when this order is next asked about at its channel, and how often it was. */
+  next_check_at?: Date; check_attempts?: number;
 }
 
 export interface RefundRow {
@@ -370,3 +373,27 @@ export async function recentPaidAmounts(q: Q, mchNo: string, n: number): Promise
     ORDER BY success_at DESC LIMIT ${n}`.execute(q);
   return result.rows.map((r) => r.amount);
 }
+
+// --- the check schedule (polling) ------------------------------------------------------
+
+/**
+ * Claims the open rows due for a check (next_check_at ≤ now, or created before
+ * forceBefore), oldest due first, and moves each to its next check by the back-off in
+ * the same statement. SKIP LOCKED: two processes never claim the same row, and a row
+ * locked by a payment in progress is left for the next tick. An order's next check is
+ * never later than its expiry, so an expired order is closed promptly.
+ */
+async function claimDue<T>(q: Q, table: 'pay_orders' | 'pay_refunds' | 'pay_transfers', key: string, o: ClaimOptions, capAtExpiry: boolean): Promise<T[]> {
+  const t = sql.table(table);
+  const k = sql.ref(key);
+  const due = o.forceBefore ? sql`(next_check_at <= ${o.now} OR created_at <= ${o.forceBefore})` : sql`next_check_at <= ${o.now}`;
+  const backoff = sql`${o.now}::timestamptz + make_interval(secs => (${CHECK_BACKOFF_LITERAL}::int4[])[least(c.check_attempts + 1, cardinality(${CHECK_BACKOFF_LITERAL}::int4[]))])`;
+  const next = capAtExpiry ? sql`CASE WHEN c.expired_at > ${o.now} THEN least(${backoff}, c.expired_at) ELSE ${backoff} END` : backoff;
+  return (await sql<T>`UPDATE ${t} AS c SET next_check_at = ${next}, check_attempts = c.check_attempts + 1
+    FROM (SELECT ${k} AS id FROM ${t} WHERE state IN (0, 1) AND ${due} ORDER BY next_check_at LIMIT ${o.limit} FOR UPDATE SKIP LOCKED) AS d
+    WHERE c.${k} = d.id RETURNING c.*`.execute(q)).rows;
+}
+
+export const claimDueOrders = (q: Q, o: ClaimOptions) => claimDue<PayOrderRow>(q, 'pay_orders', 'pay_order_id', o, true);
+export const claimDueRefunds = (q: Q, o: ClaimOptions) => claimDue<RefundRow>(q, 'pay_refunds', 'refund_order_id', o, false);
+export const claimDueTransfers = (q: Q, o: ClaimOptions) => claimDue<TransferOrderRow>(q, 'pay_transfers', 'transfer_id', o, false);

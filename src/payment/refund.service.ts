@@ -5,6 +5,7 @@ import { transact, type Database, type Tx } from '../platform/db.ts';
 import { businessNo } from '../platform/ids.ts';
 import { ChannelUnavailable, type ChannelAsyncState } from '../channel/contract.ts';
 import * as repo from './payment.repo.ts';
+import { forEachBounded } from '../platform/check-schedule.ts';
 import { paymentErrors } from './payment.errors.ts';
 import type { Channels } from './channels.ts';
 import type { Postings } from './postings.ts';
@@ -136,25 +137,21 @@ export function createRefundService(deps: { db: Database; channels: Channels; po
     return refund;
   }
 
-  async function pollOpen(olderThanS: number, limit: number): Promise<number> {
-    const open = await repo.findOpenRefunds(db.kysely, new Date(Date.now() - olderThanS * 1000), limit);
+  /** One round of the check schedule over the due open ones (see orders.pollOpen); resends (same id) those the channel never saw. */
+  async function pollOpen(o: { forceBefore: Date | null; limit: number; concurrency: number; now?: Date }): Promise<number> {
+    const open = await repo.claimDueRefunds(db.kysely, { now: o.now ?? new Date(), limit: o.limit, forceBefore: o.forceBefore });
     let settled = 0;
-    for (const refund of open) {
+    await forEachBounded(open, o.concurrency, async (refund) => {
       const adapter = channels.get(refund.if_code);
-      if (!adapter) continue;
-      try {
-        let state = await adapter.queryRefund(refund.refund_order_id);
-        if (state.status === 'not_found') {
-          await sendToChannel(refund);
-          continue;
-        }
-        state = { ...state };
-        const after = await applyChannelState(refund.refund_order_id, state);
-        if (after.state === ASYNC_STATE.success || after.state === ASYNC_STATE.failed) settled += 1;
-      } catch (error) {
-        if (!(error instanceof ChannelUnavailable)) throw error;
+      if (!adapter) return;
+      const state = await adapter.queryRefund(refund.refund_order_id);
+      if (state.status === 'not_found') {
+        await sendToChannel(refund);
+        return;
       }
-    }
+      const after = await applyChannelState(refund.refund_order_id, state);
+      if (after.state === ASYNC_STATE.success || after.state === ASYNC_STATE.failed) settled += 1;
+    }, () => {});
     return settled;
   }
 

@@ -6,6 +6,7 @@ import { transact, type Database } from '../platform/db.ts';
 import { businessNo } from '../platform/ids.ts';
 import { ChannelUnavailable, type ChannelAsyncState } from '../channel/contract.ts';
 import * as repo from './payment.repo.ts';
+import { forEachBounded } from '../platform/check-schedule.ts';
 import { paymentErrors } from './payment.errors.ts';
 import type { Channels } from './channels.ts';
 import type { Postings } from './postings.ts';
@@ -104,24 +105,21 @@ export function createTransferService(deps: { db: Database; channels: Channels; 
     return t;
   }
 
-  async function pollOpen(olderThanS: number, limit: number): Promise<number> {
-    const open = await repo.findOpenTransfers(db.kysely, new Date(Date.now() - olderThanS * 1000), limit);
+  /** One round of the check schedule over the due open ones (see orders.pollOpen); resends (same id) those the channel never saw. */
+  async function pollOpen(o: { forceBefore: Date | null; limit: number; concurrency: number; now?: Date }): Promise<number> {
+    const open = await repo.claimDueTransfers(db.kysely, { now: o.now ?? new Date(), limit: o.limit, forceBefore: o.forceBefore });
     let settled = 0;
-    for (const t of open) {
+    await forEachBounded(open, o.concurrency, async (t) => {
       const adapter = channels.get(t.if_code);
-      if (!adapter) continue;
-      try {
-        const state = await adapter.queryTransfer(t.transfer_id);
-        if (state.status === 'not_found') {
-          await sendToChannel(t);
-          continue;
-        }
-        const after = await applyChannelState(t.transfer_id, state);
-        if (after.state === ASYNC_STATE.success || after.state === ASYNC_STATE.failed) settled += 1;
-      } catch (error) {
-        if (!(error instanceof ChannelUnavailable)) throw error;
+      if (!adapter) return;
+      const state = await adapter.queryTransfer(t.transfer_id);
+      if (state.status === 'not_found') {
+        await sendToChannel(t);
+        return;
       }
-    }
+      const after = await applyChannelState(t.transfer_id, state);
+      if (after.state === ASYNC_STATE.success || after.state === ASYNC_STATE.failed) settled += 1;
+    }, () => {});
     return settled;
   }
 

@@ -33,7 +33,17 @@ export interface Config {
   readonly reqTimeWindowS: number;
   /** Seconds between notification attempts; null = WeChat Pay's ~24 h schedule. */
   readonly notifyScheduleS: number[] | null;
+  /** Seconds between polling ticks (each tick takes the due rows of the check schedule). */
   readonly pollIntervalS: number;
+  /** Rows claimed per polling round, and channel queries in flight at once. */
+  readonly pollBatch: number;
+  readonly pollConcurrency: number;
+  /** Load shedding: 503 OVERLOADED while more callers than this wait for a pool connection. */
+  readonly poolWaitMax: number;
+  /** Retry-After seconds on a 503. */
+  readonly retryAfterS: number;
+  /** Graceful shutdown: how long in-flight work may take after SIGTERM before the process gives up (exit 1). */
+  readonly shutdownTimeoutS: number;
   /** Seed demo data on `custos serve` with the embedded database. */
   readonly demo: boolean;
   /** Statement files as received (content-addressed); null = a fresh temp folder (in-memory data). */
@@ -140,7 +150,12 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     outboundAllow,
     reqTimeWindowS: intFromEnv(env, 'CUSTOS_REQ_TIME_WINDOW_S', 300, 1, 86400),
     notifyScheduleS: schedule ? schedule.split(',').map(Number) : null,
-    pollIntervalS: intFromEnv(env, 'CUSTOS_POLL_INTERVAL_S', 15, 1, 3600),
+    pollIntervalS: intFromEnv(env, 'CUSTOS_POLL_INTERVAL_S', 1, 1, 3600),
+    pollBatch: intFromEnv(env, 'CUSTOS_POLL_BATCH', 200, 1, 5000),
+    pollConcurrency: intFromEnv(env, 'CUSTOS_POLL_CONCURRENCY', 8, 1, 256),
+    poolWaitMax: intFromEnv(env, 'CUSTOS_POOL_WAIT_MAX', 256, 0, 100_000),
+    retryAfterS: intFromEnv(env, 'CUSTOS_RETRY_AFTER_S', 1, 1, 3600),
+    shutdownTimeoutS: intFromEnv(env, 'CUSTOS_SHUTDOWN_TIMEOUT_S', 30, 1, 3600),
     demo: (env.CUSTOS_DEMO ?? 'on') !== 'off',
     redisUrl: env.REDIS_URL && env.REDIS_URL !== '' ? env.REDIS_URL : null,
     rate: {

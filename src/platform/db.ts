@@ -18,6 +18,8 @@ export interface Database {
   readonly kysely: Kdb;
   /** Max connections that may run transactions at once (1 on PGlite). */
   readonly connections: number;
+  /** Callers waiting for a connection right now (load shedding's main signal). */
+  waiting?(): number;
   close(): Promise<void>;
 }
 
@@ -49,7 +51,7 @@ function openPostgres(url: string, poolSize: number): Database {
   pool.on('error', () => {});
   pool.on('connect', (client) => acceptCopyIn(client));
   const kysely = new Kysely<Schema>({ dialect: new PostgresDialect({ pool }) });
-  return { kind: 'postgres', kysely, connections: poolSize, close: () => kysely.destroy() };
+  return { kind: 'postgres', kysely, connections: poolSize, waiting: () => pool.waitingCount, close: () => kysely.destroy() };
 }
 
 async function openPglite(dataDir: string | null): Promise<Database> {
@@ -61,6 +63,7 @@ async function openPglite(dataDir: string | null): Promise<Database> {
     kind: 'pglite',
     kysely,
     connections: 1,
+    waiting: () => pool.waitingCount,
     close: async () => {
       await kysely.destroy();
       await lite.close();
@@ -106,6 +109,9 @@ class PgliteSessionPool {
         else this.busy = false;
       },
     };
+  }
+  get waitingCount(): number {
+    return this.waiters.length;
   }
   async end() {}
 }

@@ -18,4 +18,7 @@ export class AppError extends Error {
 export const badRequest = (code: string, message: string, details?: unknown) =>
   new AppError(code, 400, message, details);
 export const notFound = (code: string, message: string) => new AppError(code, 404, message);
+/** Saturated (database pool or a queue full): retry later; nothing was written. */
+export const overloaded = (message: string) =>
+  new AppError('OVERLOADED', 503, `系统繁忙，请稍后重试 / overloaded, retry after the Retry-After seconds: ${message}`);
 export const unauthorized = (message: string) => new AppError('UNAUTHORIZED', 401, message);

@@ -11,6 +11,10 @@
 // each other. The number of runs is bounded: at most 2n − 1 for n callers. Errors that
 // say the database itself is unreachable are not split (every half would fail too).
 import { assert } from './assert.ts';
+import { overloaded } from './errors.ts';
+
+/** Items a queue holds at most by default (waiting and in flight), per batch slot. */
+const QUEUE_BATCHES_MAX = 8;
 
 interface Request<I, R> {
   items: I[];
@@ -26,6 +30,10 @@ export interface GroupCommitStats {
   items: number;
   /** Failed batches that were split to isolate the failing callers. */
   splits: number;
+  /** Items accepted and not yet answered (waiting or in a running batch). */
+  queued: number;
+  /** The bound on `queued`: beyond it submit() refuses with OVERLOADED (503). */
+  queueMax: number;
 }
 
 /** Connection-level failures: the database is down, splitting would only repeat them. */
@@ -42,22 +50,32 @@ export class GroupCommit<I, R> {
   private readonly queue: Request<I, R>[] = [];
   private queueHead = 0;
   private inFlight = 0;
-  readonly stats: GroupCommitStats = { batches: 0, items: 0, splits: 0 };
+  readonly stats: GroupCommitStats;
   private readonly splittable: (error: unknown) => boolean;
 
-  constructor(run: BatchRunner<I, R>, batchMax: number, concurrency: number, options: { splittable?: (error: unknown) => boolean } = {}) {
+  /** queueMax: items held at most (default: 8 full batches per slot); more are refused with OVERLOADED. */
+  constructor(run: BatchRunner<I, R>, batchMax: number, concurrency: number, queueMax = batchMax * concurrency * QUEUE_BATCHES_MAX, options: { splittable?: (error: unknown) => boolean } = {}) {
     assert(batchMax >= 1 && concurrency >= 1, 'group commit limits are positive');
+    assert(queueMax >= batchMax, 'the queue holds at least one batch');
     this.splittable = options.splittable ?? ((error) => !isConnectionError(error));
     this.run = run;
     this.batchMax = batchMax;
     this.concurrency = concurrency;
+    this.stats = { batches: 0, items: 0, splits: 0, queued: 0, queueMax };
   }
 
+  /** Refuses at once (OVERLOADED) when the queue is full: work already accepted finishes. */
   submit(items: I[]): Promise<R[]> {
     assert(items.length >= 1 && items.length <= this.batchMax, 'a request fits in one batch');
-    return new Promise((resolve, reject) => {
+    if (this.stats.queued + items.length > this.stats.queueMax) {
+      return Promise.reject(overloaded(`写入队列已满（${this.stats.queued} 项）/ the write queue is full (${this.stats.queued} items)`));
+    }
+    this.stats.queued += items.length;
+    return new Promise<R[]>((resolve, reject) => {
       this.queue.push({ items, resolve, reject });
       this.schedule();
+    }).finally(() => {
+      this.stats.queued -= items.length;
     });
   }
 

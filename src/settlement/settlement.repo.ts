@@ -1,6 +1,7 @@
 // Settlement SQL. The run's stages are set-based: one statement per stage over a
 // bounded chunk of parties, never a query per merchant.
 import { sql, type Kdb, type Tx } from '../platform/db.ts';
+import { CHECK_BACKOFF_LITERAL, type ClaimOptions } from '../platform/check-schedule.ts';
 
 type Q = Kdb | Tx;
 
@@ -318,6 +319,17 @@ export async function payoutSettleDate(q: Q, payoutId: string): Promise<string> 
 
 export async function openPayouts(q: Q, states: Array<'created' | 'sent'>, limit: number): Promise<PayoutRow[]> {
   return (await sql<PayoutRow>`SELECT * FROM settle_payouts WHERE state IN (${sql.join(states)}) ORDER BY created_at, payout_id LIMIT ${limit}`.execute(q)).rows;
+}
+
+/** Claims the open payouts due for a check and moves each to its next check (see payment.repo claimDue). */
+export async function claimDuePayouts(q: Q, o: ClaimOptions): Promise<PayoutRow[]> {
+  const due = o.forceBefore ? sql`(next_check_at <= ${o.now} OR created_at <= ${o.forceBefore})` : sql`next_check_at <= ${o.now}`;
+  return (await sql<PayoutRow>`UPDATE settle_payouts AS c
+    SET next_check_at = ${o.now}::timestamptz + make_interval(secs => (${CHECK_BACKOFF_LITERAL}::int4[])[least(c.check_attempts + 1, cardinality(${CHECK_BACKOFF_LITERAL}::int4[]))]),
+      check_attempts = c.check_attempts + 1
+    FROM (SELECT payout_id FROM settle_payouts WHERE state IN ('created', 'sent') AND ${due}
+      ORDER BY next_check_at LIMIT ${o.limit} FOR UPDATE SKIP LOCKED) AS d
+    WHERE c.payout_id = d.payout_id RETURNING c.*`.execute(q)).rows;
 }
 
 export async function updatePayout(q: Q, id: string, f: Partial<Pick<PayoutRow, 'state' | 'attempts' | 'channel_no' | 'err_code' | 'err_msg' | 'finished_at'>>): Promise<void> {

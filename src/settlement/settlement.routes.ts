@@ -94,7 +94,7 @@ export function settlementRoutes(deps: { db: Database; settlement: SettlementSer
 
       scope.post('/v1/admin/settlement/payouts/dispatch', { schema: { tags, security, summary: '出款 / send created payouts and ask the bank about sent ones' } }, async () => {
         const sent = await s.dispatchPayouts();
-        const settled = await s.pollPayouts();
+        const settled = await s.pollPayouts(200, 0); // every open payout now, due or not
         return { ...sent, settled };
       });
 

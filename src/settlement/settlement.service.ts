@@ -20,6 +20,7 @@ import { createCalendar, SETTLEMENT_CYCLES, type Calendar, type DayKind, type Se
 import { createSettlePostings, settleAccountIds, SETTLE_TRANSFER_CODE, type Posting } from './postings.ts';
 import { settleErrors } from './settlement.errors.ts';
 import * as repo from './settlement.repo.ts';
+import { forEachBounded } from '../platform/check-schedule.ts';
 
 export const SETTLE_QUEUE = 'settlement-daily';
 export const CATEGORIES = ['ordinary', 'utility', 'repair'] as const;
@@ -502,25 +503,29 @@ export function createSettlementService(options: SettlementOptions) {
     });
   }
 
-  /** Asks the bank about payouts sent a while ago; resends (same id) those it never saw. */
-  async function pollPayouts(limit = 200): Promise<number> {
-    const open = await repo.openPayouts(db.kysely, ['sent', 'created'], limit);
+  /**
+   * Asks the bank about the open payouts due on their check schedule (at most `limit`,
+   * a bounded number at once; with `olderThanS`, also every open one created that long
+   * ago); resends (same id) those it never saw.
+   */
+  async function pollPayouts(limit = 200, olderThanS?: number): Promise<number> {
+    const at = now();
+    const forceBefore = olderThanS === undefined ? null : new Date(at.getTime() - olderThanS * 1000);
+    const open = await repo.claimDuePayouts(db.kysely, { now: at, limit, forceBefore });
     let settled = 0;
-    for (const p of open) {
+    await forEachBounded(open, DISPATCH_CONCURRENCY, async (p) => {
       const adapter = adapterFor(p.if_code);
-      if (!adapter) continue;
-      try {
-        const state = await adapter.queryTransfer(p.payout_id);
-        if (state.status === 'not_found') {
-          await send(p);
-          continue;
-        }
-        const after = await applyPayoutState(p.payout_id, state);
-        if (after.state === 'success' || after.state === 'failed') settled += 1;
-      } catch (error) {
-        if (!(error instanceof ChannelUnavailable)) throw error;
+      if (!adapter) return;
+      const state = await adapter.queryTransfer(p.payout_id);
+      if (state.status === 'not_found') {
+        await send(p);
+        return;
       }
-    }
+      const after = await applyPayoutState(p.payout_id, state);
+      if (after.state === 'success' || after.state === 'failed') settled += 1;
+    }, (p, error) => {
+      if (!(error instanceof ChannelUnavailable)) options.log?.('payout check failed', { payoutId: p.payout_id, err: String(error) });
+    });
     return settled;
   }
 

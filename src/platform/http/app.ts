@@ -11,6 +11,7 @@ import type { Metrics } from '../metrics.ts';
 import { installErrorHandler } from './errors.ts';
 import { installCharacterCheck, MULTILINE } from './characters.ts';
 import { recordRoutes } from './routes.ts';
+import { overloaded } from '../errors.ts';
 
 export interface AppOptions {
   db: Database;
@@ -20,6 +21,8 @@ export interface AppOptions {
   modules: Array<(app: FastifyInstance) => Promise<void> | void>;
   /** Guards /metrics (a bearer token: CUSTOS_METRICS_TOKEN, else the admin token); unset = open (tests of the bare app). */
   metricsGuard?: (request: FastifyRequest) => Promise<void>;
+  /** Load shedding: a check that names what is saturated (→ 503 OVERLOADED), and the Retry-After seconds. */
+  shed?: { check: () => { saturated: string | null; closing?: boolean }; retryAfterS: number };
 }
 
 const CSP_DIRECTIVES = {
@@ -49,6 +52,9 @@ export function cspFor(html: string): string {
   ].join('; ');
 }
 
+/** Never shed: health, metrics and the docs must answer exactly when the rest is busy. */
+const NOT_SHED = /^\/(healthz|metrics|docs)(\/|\?|$)/;
+
 export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
   const app = Fastify({
     logger: { level: options.logLevel ?? 'info', redact: ['req.headers.authorization'] },
@@ -59,9 +65,13 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
     requestIdHeader: false,
     bodyLimit: options.bodyLimitBytes ?? 8 * 1024 * 1024,
     ajv: { customOptions: { coerceTypes: false, removeAdditional: false, allErrors: false, keywords: [MULTILINE] } },
+    // With shedding, a closing server answers through the shed check (OVERLOADED in each route's envelope).
+    return503OnClosing: !options.shed,
   });
   app.addHook('onSend', async (request, reply) => {
     reply.header('x-request-id', request.id);
+    // Every 503 (shedding, a closing server, a full queue) says when to come back.
+    if (reply.statusCode === 503 && !reply.hasHeader('retry-after')) reply.header('retry-after', String(options.shed?.retryAfterS ?? 1));
   });
   // Security headers on every response (Referrer-Policy no-referrer, nosniff, frame
   // ancestors none, …) and a strict content security policy; HTML pages get the hashes of
@@ -78,6 +88,15 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
     if (typeof payload === 'string') reply.header('content-security-policy', cspFor(payload));
     return payload;
   });
+  const shed = options.shed;
+  if (shed) {
+    app.addHook('onRequest', async (request, reply) => {
+      const { saturated, closing } = shed.check();
+      if (closing) reply.header('connection', 'close');
+      if (NOT_SHED.test(request.url) && !closing) return;
+      if (saturated) throw overloaded(saturated);
+    });
+  }
   app.addHook('onResponse', async (request, reply) => {
     const route = request.routeOptions.url ?? 'unknown';
     options.metrics.httpDuration.observe(
