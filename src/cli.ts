@@ -105,7 +105,8 @@ async function serve(): Promise<number> {
   const config = loaded.sandboxEnabled ? { ...loaded, sandboxKey: (await resolveSandboxKey(loaded)).key } : loaded;
   const release = claimDataDir(config.databaseUrl ? null : config.dataDir, `http://${config.host}:${config.port}`);
   const sandbox = config.sandboxEmbedded ? await startSandbox(config, config.sandboxKey as string) : null;
-  const platform = await createPlatform(config);
+  const demoOn = config.demo && config.dataDir !== null && config.databaseUrl === null;
+  const platform = await createPlatform(config, demoOn ? { smsEcho: (line) => process.stdout.write(`${line}\n`) } : {});
   const stop = await platform.startBackground();
   const address = await platform.app.listen({ port: config.port, host: config.host });
   const demo = config.demo && config.dataDir && !config.databaseUrl ? await (await import('./demo.ts')).seedDemo(platform, config.dataDir) : null;
@@ -122,7 +123,7 @@ async function serve(): Promise<number> {
         `  演示商户 / demo merchant: mchNo ${demo.mchNo}, appId ${demo.appId}, appSecret ${demo.appSecret}`,
         `  演示订单，手机打开即可支付 / a demo property-fee order to pay: ${demo.cashierUrl}`,
         `  维修资金缴费（业主 H5）/ maintenance-fund bills to pay: ${demo.fundH5Url}`,
-        `    登录演示房屋 / sign in to the demo house with: ${demo.fundLogin}`,
+        `    登录演示房屋 / sign in to the demo house with: ${demo.fundLogin}（短信验证码打印在本终端 / the SMS code is printed here）`,
       ] : []),
       '',
     ].join('\n'),

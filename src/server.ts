@@ -58,6 +58,8 @@ export interface Platform {
 }
 
 export interface PlatformOptions {
+  /** The embedded demo's stand-in for owners' phones: each SMS the fund sends is also handed here. */
+  smsEcho?: (line: string) => void;
   clock?: Clock;
   /** An open database to use (tests); the platform will not close it. */
   db?: Database;
@@ -97,7 +99,7 @@ export async function createPlatform(config: Config, options: PlatformOptions = 
   const settlement = createSettlementService({ db: database, ledger, adapters: () => adapters, publicUrl: config.publicUrl, now, log: (msg, extra) => app?.log.warn(extra ?? {}, msg) });
   await settlement.loadCalendar();
   // Late-bound: reconciliation is created after the payment center, which needs the fund.
-  const fund = createFund({ db: database, ledger, clock, adminToken: token, masterKey, publicUrl: config.publicUrl, accountBlocked: (id) => recon.service.isAccountBlocked(id) });
+  const fund = createFund({ db: database, ledger, clock, adminToken: token, masterKey, publicUrl: config.publicUrl, smsEcho: options.smsEcho, accountBlocked: (id) => recon.service.isAccountBlocked(id) });
   const risk = createRisk({
     db: database, clock, ledger, settlement, fund, guard, registry: metrics.registry, ...options.risk,
     webhookUrl: config.alertWebhookUrl, webhookFormat: config.alertWebhookFormat, log: (msg, extra) => app?.log.warn(extra ?? {}, msg),

@@ -40,6 +40,8 @@ export interface FundOptions {
   accountBlocked?: (ledgerAccountId: string) => Promise<boolean>;
   /** Sends owners' SMS codes; default: the fund_sms_outbox table (development and tests). */
   sms?: SmsSender;
+  /** With the default outbox sender: also hand each message to this (the embedded demo prints it to its terminal). */
+  smsEcho?: (line: string) => void;
   /** Owner sign-in failure limits (default: 5 per unit and 20 per IP in 15 min, locked 15 min; 5 SMS per unit per hour). */
   signinLimits?: Partial<SigninLimits>;
 }
@@ -59,7 +61,7 @@ export function createFund(options: FundOptions) {
   const guard = fundGuard(guardDeps);
   const pii = createPii(options.masterKey);
   const register = createRegisterService({ db, pii });
-  const sms = options.sms ?? outboxSmsSender({ db, pii, clock: options.clock });
+  const sms = options.sms ?? outboxSmsSender({ db, pii, clock: options.clock, echo: options.smsEcho });
   const limiter = createLimiter({ db, clock: options.clock, limits: options.signinLimits });
   const signin = createOwnerSignin({ db, clock: options.clock, pii, sms, limiter });
   const receipts = createReceiptService({ db, key: createHmac('sha256', options.masterKey).update('custos/fund/receipt/v1').digest(), publicUrl: options.publicUrl });

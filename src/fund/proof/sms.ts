@@ -23,12 +23,14 @@ export interface SmsSender {
 }
 
 /** The development/test sender: the message lands in fund_sms_outbox (phone masked and hashed, text in clear). */
-export function outboxSmsSender(deps: { db: Database; pii: Pii; clock: Clock }): SmsSender {
+export function outboxSmsSender(deps: { db: Database; pii: Pii; clock: Clock; echo?: (line: string) => void }): SmsSender {
   return {
     name: 'outbox',
     async send(m) {
       const at = new Date(Number(deps.clock.nowNs() / 1_000_000n));
       await repo.insertOutbox(deps.db.kysely, { phoneMasked: maskPhone(m.phone), phoneHash: deps.pii.hash('phone', m.phone), ref: m.ref, body: m.text, at });
+      // The embedded demo has no SMS gateway: its terminal stands in for the owner's phone.
+      deps.echo?.(`演示短信 / demo SMS to ${maskPhone(m.phone)}: ${m.text}`);
     },
   };
 }
