@@ -46,7 +46,7 @@ const USAGE = `custos — 资金监管支付清结算平台 / Custos
   custos bench ledger|api|settle|recon [--quick] [--db postgres|pglite|both]
   custos help
 
-Configuration is read from the environment: see README "Configuration".`;
+Configuration is read from the environment: see docs/configuration.md.`;
 
 class UsageError extends Error {}
 

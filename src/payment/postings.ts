@@ -1,4 +1,4 @@
-// The payment center's ledger postings (chart of accounts in the README). Every call
+// The payment center's ledger postings (chart of accounts in docs/architecture.md). Every call
 // runs inside the caller's transaction, so an order's state change and its postings
 // commit together. No 二清: money sits in the channel's clearing account (what the
 // channel owes) and the merchant's pending account (what is owed to the merchant);

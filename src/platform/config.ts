@@ -1,5 +1,5 @@
 // Configuration from the environment, read once and validated. Every setting has a
-// documented default (README "Configuration").
+// documented default (docs/configuration.md).
 import path from 'node:path';
 import { parseAllowList, splitAllowList } from './outbound.ts';
 

@@ -351,7 +351,7 @@ export function createReconService(options: ReconOptions) {
     results.forEach((r, i) => assert(r === 'ok' || r === 'exists', `recon account ${defs[i].id}: ${r}`));
   }
 
-  /** The balancing transfer an operator's decision implies (null: nothing moves). Chart in the README. */
+  /** The balancing transfer an operator's decision implies (null: nothing moves). Chart in docs/architecture.md. */
   function postingFor(m: repo.MistakeRow, side: 'channel' | 'platform', bank: repo.BankAccountRow | null): { debit: string; credit: string; amount: bigint } | null {
     if (side === 'platform') return null;
     const clearing = accountIds.channelClearing(m.if_code);

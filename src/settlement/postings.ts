@@ -1,4 +1,4 @@
-// Settlement's ledger postings (chart of accounts in the README). They run inside the
+// Settlement's ledger postings (chart of accounts in docs/architecture.md). They run inside the
 // caller's transaction, beside the settlement entries that mirror them, so a posting
 // and the day it becomes available commit together.
 import type { Tx } from '../platform/db.ts';
