@@ -163,6 +163,15 @@ export interface ExampleResult {
   stale: JeepayAnswer<unknown>;
 }
 
+/** Opens the sandbox's payer page and submits its "pay" form, as the payer's browser would. */
+async function payAsPayer(payData: string): Promise<void> {
+  const page = await (await fetch(payData)).text();
+  const form = /<form method="post" action="([^"]+\/pay)">\s*<input type="hidden" name="token" value="([^"]+)">/.exec(page);
+  if (!form) throw new Error('the sandbox payer page has no pay form');
+  const res = await fetch(new URL(form[1], payData), { method: 'POST', redirect: 'manual', body: new URLSearchParams({ token: form[2] }) });
+  if (res.status >= 400) throw new Error(`the sandbox refused the payment: HTTP ${res.status}`);
+}
+
 export async function main(baseUrl: string, mchNo: string, appId: string, secret: string): Promise<ExampleResult> {
   const client = new JeepayClient(baseUrl, mchNo, appId, secret);
   const notify = await notifyEndpoint(secret);
@@ -175,8 +184,11 @@ export async function main(baseUrl: string, mchNo: string, appId: string, secret
     if (created.code !== 0 || !created.data) throw new Error(`order refused: ${created.errCode} ${created.msg}`);
     const order = created.data;
 
-    // Sandbox only: act as the payer who scanned payData and confirmed.
-    await fetch(`${order.payData}/pay`, { method: 'POST', redirect: 'manual' });
+    // Sandbox only: act as the payer who scanned payData and confirmed — open the payer
+    // page and submit its own 确认支付 form (the page carries a per-order token; a bare
+    // POST without it is refused).
+    if (!order.payData) throw new Error('the order has no payData to pay');
+    await payAsPayer(order.payData);
     const notification = await notify.next((n) => n.payOrderId === order.payOrderId && Number(n.state) === PAY_SUCCESS);
 
     const paid = await until('the order paid', async () => {
