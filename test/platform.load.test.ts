@@ -56,7 +56,7 @@ test('a saturated database pool: new requests get 503 OVERLOADED with Retry-Afte
     assert.equal(admin.status, 503);
     assert.equal(admin.headers.get('retry-after'), '2');
     assert.equal(((await admin.json()) as { code: string }).code, 'OVERLOADED');
-    const metrics = await fetch(`${stack.url}/metrics`);
+    const metrics = await fetch(`${stack.url}/metrics`, { headers: { authorization: `Bearer ${ADMIN_TOKEN}` } });
     assert.equal(metrics.status, 200, 'metrics are never shed');
     await metrics.text();
 

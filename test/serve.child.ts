@@ -38,7 +38,11 @@ export function childEnv(dbUrl: string, sandboxUrl: string, extra: Record<string
     ...process.env,
     PATH: `${path.join(ROOT, 'node_modules', '.bin')}${path.delimiter}${process.env.PATH ?? ''}`,
     DATABASE_URL: dbUrl, CUSTOS_ADMIN_TOKEN: CHILD_TOKEN, CUSTOS_MASTER_KEY: MASTER_KEY, LOG_LEVEL: 'warn', HOST: '127.0.0.1',
-    CUSTOS_SANDBOX: 'off', CUSTOS_SANDBOX_URL: sandboxUrl, CUSTOS_SANDBOX_KEY: SANDBOX_KEY, CUSTOS_DATA_DIR: 'memory',
+    // The sandbox runs in the test process: a channel of the child's, not started by it.
+    CUSTOS_SANDBOX: 'external', CUSTOS_SANDBOX_URL: sandboxUrl, CUSTOS_SANDBOX_KEY: SANDBOX_KEY, CUSTOS_DATA_DIR: 'memory',
+    // Notify sinks listen on loopback; bursts from one test IP are not what flow control is tested with here.
+    CUSTOS_OUTBOUND_ALLOW: '127.0.0.1', CUSTOS_RATE_MCH_PER_S: '100000', CUSTOS_RATE_APP_PER_S: '100000', CUSTOS_RATE_API_IP_PER_S: '100000',
+    CUSTOS_CHANNEL_CONCURRENCY: '10000', CUSTOS_CHANNEL_QUEUE_MAX: '100000',
     ...extra,
   };
   delete env.NODE_TEST_CONTEXT; // the child is a server, not a test file

@@ -28,17 +28,33 @@ export interface AlertDeps {
 const json = (v: unknown) => JSON.stringify(v, (_k, x) => (typeof x === 'bigint' ? x.toString() : x));
 const WEBHOOK_TEXT_MAX = 3500; // the robots cap a message at 4096 bytes
 
+/** A scrape waits at most this long for the alert counts; then it shows the last ones read. */
+const SCRAPE_READ_WAIT_MS = 500;
+
 export function createAlerts(deps: AlertDeps) {
   if (deps.registry) {
+    // /metrics must answer while the database pool is saturated (load shedding exempts it):
+    // one read at a time, bounded wait, the last counts when the read is slow.
+    let last: Array<{ monitor: string; n: number }> = [];
+    let reading: Promise<void> | null = null;
+    const read = () => {
+      reading ??= repo.openAlertCounts(deps.db.kysely)
+        .then((rows) => { last = rows; }, (error: unknown) => deps.log?.('reading open alert counts failed', { err: String(error) }))
+        .finally(() => { reading = null; });
+      return reading;
+    };
     new client.Gauge({
       name: 'custos_risk_open_alerts',
       help: 'Open (unacknowledged) loss-prevention alerts, by monitor',
       labelNames: ['monitor'] as const,
       registers: [deps.registry],
       async collect() {
+        let timer: NodeJS.Timeout | undefined;
+        await Promise.race([read(), new Promise((resolve) => { timer = setTimeout(resolve, SCRAPE_READ_WAIT_MS); })]);
+        clearTimeout(timer);
         this.reset();
         for (const m of Object.keys(RUNBOOK)) this.set({ monitor: m }, 0);
-        for (const r of await repo.openAlertCounts(deps.db.kysely)) this.set({ monitor: r.monitor }, r.n);
+        for (const r of last) this.set({ monitor: r.monitor }, r.n);
       },
     });
   }
