@@ -31,7 +31,8 @@ console.log(`custos tests on ${db}: ${files.length} files`);
 if (!process.env.DATABASE_URL) {
   console.log('note: DATABASE_URL is not set, so PostgreSQL-only tests (concurrency, locking, crash) are skipped; .ci/run runs them.');
 }
-const result = spawnSync(process.execPath, ['--test', '--test-reporter=spec', '--test-concurrency=1', ...files], {
+// A test that hangs fails after 10 minutes instead of holding CI until its deadline.
+const result = spawnSync(process.execPath, ['--test', '--test-reporter=spec', '--test-concurrency=1', '--test-timeout=600000', ...files], {
   cwd: root,
   stdio: 'inherit',
   env: process.env,
