@@ -78,7 +78,7 @@ export function createRisk(options: RiskOptions) {
     onPaid: rules.onPaid,
     runMonitors,
     alerts,
-    routes: [riskRoutes({ db: options.db, guard: options.guard, runMonitors })],
+    routes: [riskRoutes({ db: options.db, guard: options.guard, runMonitors, rulesChanged: rules.invalidate })],
     /** Every minute, one process at a time (pg-boss cron). */
     async startJobs(jobs: Jobs, onError: (e: unknown) => void) {
       await jobs.work(RISK_QUEUE, async () => {

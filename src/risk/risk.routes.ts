@@ -50,7 +50,7 @@ interface RulesBody {
   patternFactor?: number | null; patternSamples?: number; patternAction?: repo.RuleAction;
 }
 
-export function riskRoutes(deps: { db: Database; guard: (req: never) => Promise<void>; runMonitors: () => Promise<Record<string, number>> }) {
+export function riskRoutes(deps: { db: Database; guard: (req: never) => Promise<void>; runMonitors: () => Promise<Record<string, number>>; rulesChanged: () => void }) {
   return async (app: FastifyInstance) => {
     app.register(async (scope) => {
       scope.addHook('onRequest', deps.guard as never);
@@ -114,6 +114,7 @@ export function riskRoutes(deps: { db: Database; guard: (req: never) => Promise<
           velocity_max: b.velocityMax ?? null, velocity_window_s: b.velocityWindowS ?? 600, velocity_action: b.velocityAction ?? 'refuse',
           pattern_factor: b.patternFactor ?? null, pattern_samples: b.patternSamples ?? 50, pattern_action: b.patternAction ?? 'hold',
         });
+        deps.rulesChanged();
         return rulesView(row);
       });
 
@@ -130,6 +131,7 @@ export function riskRoutes(deps: { db: Database; guard: (req: never) => Promise<
       }, async (request) => {
         const b = request.body as { kind: repo.BlockKind; value: string; reason: string };
         await repo.addBlock(deps.db.kysely, b);
+        deps.rulesChanged();
         return { kind: b.kind, value: b.value, reason: b.reason };
       });
 
@@ -138,6 +140,7 @@ export function riskRoutes(deps: { db: Database; guard: (req: never) => Promise<
       }, async (request) => {
         const { kind, value } = request.params as { kind: repo.BlockKind; value: string };
         if (!(await repo.removeBlock(deps.db.kysely, kind, value))) throw riskErrors.blockNotFound(`黑名单中没有 ${kind} ${value} / not blocked`);
+        deps.rulesChanged();
         return { removed: true };
       });
     });
