@@ -9,7 +9,7 @@ import Fastify from 'fastify';
 import http from 'node:http';
 import { createScratchDatabase } from '../src/platform/pg-admin.ts';
 import { openDatabase, type Database } from '../src/platform/db.ts';
-import { loadConfig } from '../src/platform/config.ts';
+import { FLOW_CONTROL_OFF_ENV, loadConfig } from '../src/platform/config.ts';
 import { createPlatform } from '../src/server.ts';
 import { createSandbox } from '../src/channel/sandbox/server.ts';
 import { sign } from '../src/payment/sign.ts';
@@ -103,7 +103,7 @@ export async function benchApi(argv: string[]): Promise<number> {
     const sandboxUrl = `http://127.0.0.1:${(sandbox.app.server.address() as { port: number }).port}`;
     const config = loadConfig({ CUSTOS_DATA_DIR: 'memory', CUSTOS_ADMIN_TOKEN: 'bench-admin-token-000000', CUSTOS_MASTER_KEY: '1'.repeat(64), LOG_LEVEL: 'silent', CUSTOS_SANDBOX_URL: sandboxUrl, CUSTOS_SANDBOX_KEY: 'bench-sandbox-key-0000',
       // Throughput, not flow control, is measured here: limits out of the way.
-      CUSTOS_RATE_MCH_PER_S: '100000', CUSTOS_RATE_APP_PER_S: '100000', CUSTOS_RATE_API_IP_PER_S: '100000', CUSTOS_CHANNEL_CONCURRENCY: '10000', CUSTOS_CHANNEL_QUEUE_MAX: '100000' });
+      ...FLOW_CONTROL_OFF_ENV });
     const platform = await createPlatform(config, { db });
     await platform.app.listen({ port: 0, host: '127.0.0.1' });
     const base = `http://127.0.0.1:${(platform.app.server.address() as { port: number }).port}`;

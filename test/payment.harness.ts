@@ -5,7 +5,7 @@ import { createServer, type Server } from 'node:http';
 import { createServer as createNetServer } from 'node:net';
 import { openTestDb, type TestDb } from './helpers.ts';
 import { createPlatform, type Platform, type PlatformOptions } from '../src/server.ts';
-import { loadConfig } from '../src/platform/config.ts';
+import { FLOW_CONTROL_OFF_ENV, loadConfig } from '../src/platform/config.ts';
 import { createSandbox, type Sandbox } from '../src/channel/sandbox/server.ts';
 import { createSandboxAdapter } from '../src/channel/sandbox/adapter.ts';
 import { SIGNATURE_HEADER, signBody, signSimAction, type SbNotification, type SimAction } from '../src/channel/sandbox/protocol.ts';
@@ -79,8 +79,7 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
     CUSTOS_NOTIFY_SCHEDULE_S: options.notifyScheduleS ?? '1,1,1', CUSTOS_REQ_TIME_WINDOW_S: options.reqTimeWindowS ?? '300',
     CUSTOS_POLL_INTERVAL_S: '3600', CUSTOS_OUTBOUND_ALLOW: options.outboundAllow ?? LOOPBACK_V4,
     // Tests of other areas send bursts from one IP: flow control stays out of their way unless a test sets it.
-    CUSTOS_RATE_MCH_PER_S: '100000', CUSTOS_RATE_APP_PER_S: '100000', CUSTOS_RATE_API_IP_PER_S: '100000', CUSTOS_RATE_H5_IP_PER_MIN: '1000000',
-    CUSTOS_RATE_SIGNIN_IP_PER_MIN: '100000', CUSTOS_CHANNEL_CONCURRENCY: '10000', CUSTOS_CHANNEL_QUEUE_MAX: '100000',
+    ...FLOW_CONTROL_OFF_ENV,
     ...options.env,
   });
   const adapters = options.adapterTimeoutMs !== undefined || options.extraAdapters

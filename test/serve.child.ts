@@ -7,6 +7,7 @@ import { createSandbox, type Sandbox } from '../src/channel/sandbox/server.ts';
 import { SIGNATURE_HEADER, signBody } from '../src/channel/sandbox/protocol.ts';
 import { sign } from '../src/payment/sign.ts';
 import { freePort, SANDBOX_KEY } from './payment.harness.ts';
+import { FLOW_CONTROL_OFF_ENV } from '../src/platform/config.ts';
 
 const ROOT = path.resolve(import.meta.dirname, '..');
 const BIN = path.join(ROOT, 'bin', 'custos.js');
@@ -41,8 +42,7 @@ export function childEnv(dbUrl: string, sandboxUrl: string, extra: Record<string
     // The sandbox runs in the test process: a channel of the child's, not started by it.
     CUSTOS_SANDBOX: 'external', CUSTOS_SANDBOX_URL: sandboxUrl, CUSTOS_SANDBOX_KEY: SANDBOX_KEY, CUSTOS_DATA_DIR: 'memory',
     // Notify sinks listen on loopback; bursts from one test IP are not what flow control is tested with here.
-    CUSTOS_OUTBOUND_ALLOW: '127.0.0.1', CUSTOS_RATE_MCH_PER_S: '100000', CUSTOS_RATE_APP_PER_S: '100000', CUSTOS_RATE_API_IP_PER_S: '100000',
-    CUSTOS_CHANNEL_CONCURRENCY: '10000', CUSTOS_CHANNEL_QUEUE_MAX: '100000',
+    CUSTOS_OUTBOUND_ALLOW: '127.0.0.1', ...FLOW_CONTROL_OFF_ENV,
     ...extra,
   };
   delete env.NODE_TEST_CONTEXT; // the child is a server, not a test file
